@@ -1,0 +1,130 @@
+"""Solver accuracy studies: time and space refinement with observed order, and agreement with the
+independent scipy Radau reference (:mod:`data_gen.reference`). Used by ``ssl-pde-verify``, the tests
+and ``scripts/bench_datagen.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from data_gen.reference import reference_solve
+from data_gen.solvers.base import PeriodicGenerator1D
+
+
+def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+    """Relative L2 difference ``||a - b|| / ||b||`` over all entries."""
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def short_horizon(gen: PeriodicGenerator1D, t_end: float, nt: int) -> PeriodicGenerator1D:
+    """The same generator on a short horizon: ``nt`` frames on [0, t_end], all stored, no jitter of T."""
+    return gen.with_overrides(t_end=t_end, t_end_jitter=0.0, nt=nt, nt_total=nt)
+
+
+@dataclass
+class RefinementRow:
+    """One line of a refinement table: the resolution, the error against the finest run, the order."""
+
+    resolution: float
+    error: float
+    order: float
+
+
+def _orders(res: list[float], errs: list[float]) -> list[float]:
+    out = [math.nan]
+    for i in range(1, len(errs)):
+        if errs[i] > 0 and errs[i - 1] > 0:
+            out.append(math.log(errs[i - 1] / errs[i]) / math.log(res[i - 1] / res[i]))
+        else:
+            out.append(math.nan)
+    return out
+
+
+def time_refinement(
+    gen: PeriodicGenerator1D, seeds: np.ndarray, substeps: list[int], device: str = "cpu"
+) -> list[RefinementRow]:
+    """Errors at the stored frames for increasing substeps, against a run with 4x the finest substeps.
+
+    Resolution is the internal time step (of the longest-interval trajectory). The observed order is
+    ``log(e_{i-1}/e_i) / log(dt_{i-1}/dt_i)`` and should approach 4 for ETDRK4.
+    """
+    params = gen.sample_params(seeds)
+    _, dt_store = gen.stored_times(params)
+    ref, _ = gen.solve(params, device, substeps=4 * max(substeps))
+    dts, errs = [], []
+    for s in substeps:
+        sol, _ = gen.solve(params, device, substeps=s)
+        dts.append(float(np.max(dt_store)) / s)
+        errs.append(rel_l2(sol.u.cpu().numpy(), ref.u.cpu().numpy()))
+    return [RefinementRow(r, e, o) for r, e, o in zip(dts, errs, _orders(dts, errs), strict=True)]
+
+
+def space_refinement(
+    gen: PeriodicGenerator1D, seeds: np.ndarray, grids: list[int], device: str = "cpu"
+) -> list[RefinementRow]:
+    """Errors on the coarsest grid's points for increasing ``solver_nx``, against 2x the finest grid.
+
+    Spectral methods converge faster than any power: the observed "order" grows as the grid refines,
+    until the error reaches the time-discretisation and rounding floor.
+    """
+    coarse = min(grids)
+    finest = gen.with_overrides(nx=coarse, solver_nx=2 * max(grids))
+    params = gen.sample_params(seeds)
+    ref, _ = finest.solve(params, device)
+    ref_u = ref.u[:, :, :: (2 * max(grids)) // coarse].cpu().numpy()
+    hs, errs = [], []
+    for n in grids:
+        g = gen.with_overrides(nx=coarse, solver_nx=n)
+        sol, _ = g.solve(params, device)
+        hs.append(1.0 / n)
+        errs.append(rel_l2(sol.u[:, :, :: n // coarse].cpu().numpy(), ref_u))
+    return [RefinementRow(n, e, o) for n, e, o in zip(grids, errs, _orders(hs, errs), strict=True)]
+
+
+@dataclass
+class ReferenceAgreement:
+    """Agreement of the batched solver with the serial Radau reference on the same trajectories."""
+
+    rel_l2: list[float]
+    seconds_reference: float
+    seconds_solver: float
+
+
+def reference_agreement(
+    gen: PeriodicGenerator1D,
+    seeds: np.ndarray,
+    device: str = "cpu",
+    rtol: float = 1e-10,
+    atol: float = 1e-10,
+) -> ReferenceAgreement:
+    """Solve the trajectories of ``seeds`` with ``gen`` (batched) and with scipy Radau, one at a time.
+
+    Both start from the same initial condition on the solver grid and are compared in float64 at
+    every stored frame, on the solver grid: per trajectory ``||u - u_ref|| / ||u_ref||``.
+    """
+    params = gen.sample_params(seeds)
+    t, _ = gen.stored_times(params)
+    t0 = time.perf_counter()
+    sol, xs = gen.solve(params, device)
+    u = sol.u.cpu().numpy()
+    t_solver = time.perf_counter() - t0
+    u0 = gen.initial_condition(xs, params).cpu().numpy()
+    errs = []
+    t0 = time.perf_counter()
+    for i in range(len(seeds)):
+        nu = float(params["nu"][i]) if "nu" in params else None
+        t_eval = np.concatenate([[0.0], t[i]]) if t[i][0] > 0 else t[i]
+        ref = reference_solve(gen.pde, u0[i], float(params["domain_length"][i]), t_eval, nu, rtol, atol)
+        errs.append(rel_l2(u[i], ref[-len(t[i]) :]))
+    return ReferenceAgreement(errs, time.perf_counter() - t0, t_solver)
+
+
+def sync(device: str) -> None:
+    """Wait for queued GPU work (no-op on the CPU), for timing."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
