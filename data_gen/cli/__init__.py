@@ -1,0 +1,1 @@
+"""Command-line entry points of the data generator (``ssl-pde-generate``, ``ssl-pde-verify``)."""

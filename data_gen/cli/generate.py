@@ -1,0 +1,151 @@
+"""``ssl-pde-generate``: write trajectories of one PDE and split to HDF5 shards, resumably.
+
+    ssl-pde-generate pde=kdv split=train num_samples=10000 out_dir=data device=auto seed=0
+
+Shards land in ``<out_dir>/<pde>/<split>/shard-XXXXX.h5``. Rerunning the same command skips complete
+shards made with the same settings and regenerates the rest, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from data_gen.solvers import SOLVERS, ConfigError
+from data_gen.writer import GenerationError, existing_shard_status, generate_shard_data, plan_shards, write_shard
+from ssl_pde import CONFIG_DIR
+from ssl_pde.cli.common import UserError, fail, resolve_device, run_hydra_app
+from ssl_pde.data.schema import SPLITS, shard_path
+
+log = logging.getLogger("ssl_pde.generate")
+_STARTED = [False]
+
+
+def build_generator(solver_cfg: DictConfig):
+    """Instantiate the solver config, turning construction errors into :class:`ConfigError`."""
+    try:
+        return hydra.utils.instantiate(solver_cfg)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        if isinstance(cause, ConfigError | TypeError):
+            raise ConfigError(f"solver: {cause}") from None
+        raise
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an output directory that cannot be created or written, before any work."""
+    probe_dir = out_dir
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise UserError(f"output directory {str(out_dir)!r} is not writable ({str(probe_dir)!r})")
+
+
+def generate(cfg: DictConfig) -> list[Path]:
+    """Generate every missing shard of ``cfg.pde.name`` / ``cfg.split``; return the shard paths."""
+    pde = cfg.pde.name
+    if pde not in SOLVERS:
+        raise UserError(f"unknown pde {pde!r} (choose from: {', '.join(SOLVERS)})")
+    if cfg.split not in SPLITS:
+        raise UserError(f"unknown split {cfg.split!r} (choose from: {', '.join(SPLITS)})")
+    for name in ("num_samples", "shard_size", "batch_size"):
+        v = cfg[name]
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise UserError(f"{name} must be a positive integer, got {v!r}")
+    if not 0 <= cfg.max_reject_fraction < 1:
+        raise UserError(f"max_reject_fraction must lie in [0, 1), got {cfg.max_reject_fraction!r}")
+    if not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {cfg.seed!r}")
+    gen = build_generator(cfg.solver)
+    if gen.pde != pde:
+        raise UserError(f"solver {cfg.solver._target_} solves {gen.pde!r}, not pde={pde!r}")
+    device = resolve_device(cfg.device)
+    out_dir = Path(cfg.out_dir)
+    check_out_dir(out_dir)
+    solver_cfg = OmegaConf.to_container(cfg.solver, resolve=True)
+    plans = plan_shards(cfg.num_samples, cfg.shard_size, solver_cfg, cfg.seed, cfg.split)
+    split_dir = out_dir / pde / cfg.split
+    split_dir.mkdir(parents=True, exist_ok=True)
+    for stale in split_dir.glob("shard-*.h5.tmp"):
+        log.info("removing unfinished %s from an interrupted run", stale)
+        stale.unlink()
+    todo, paths = [], []
+    for plan in plans:
+        path = shard_path(out_dir, pde, cfg.split, plan.index)
+        paths.append(path)
+        status = existing_shard_status(path, plan.key)
+        if status == "done":
+            continue
+        if status == "different" and not cfg.overwrite:
+            raise UserError(
+                f"{path} was made with other settings; use another out_dir or overwrite=true"
+            )
+        todo.append(plan)
+    n_done = cfg.num_samples - sum(p.n for p in todo)
+    log.info(
+        "%s/%s: %d trajectories in %d shards under %s on %s (%d already present)",
+        pde, cfg.split, cfg.num_samples, len(plans), split_dir, device, n_done,
+    )
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    t0 = time.perf_counter()
+    with Progress(
+        TextColumn(f"[bold]{pde}/{cfg.split}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} traj/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not cfg.progress,
+    ) as bar:
+        task = bar.add_task("generate", total=cfg.num_samples, completed=n_done, rate="-")
+        made = 0.0
+
+        def advance(k: float) -> None:
+            nonlocal made
+            made += k
+            bar.update(task, advance=k, rate=f"{made / max(time.perf_counter() - t0, 1e-9):.1f}")
+
+        for plan in todo:
+            path = shard_path(out_dir, pde, cfg.split, plan.index)
+            data, seeds, rejections = generate_shard_data(
+                gen, cfg.seed, cfg.split, plan.index, plan.n, cfg.batch_size, device, cfg.max_reject_fraction,
+                advance,
+            )
+            write_shard(path, data, seeds, gen, cfg.split, plan.key, config_yaml, rejections)
+            n_done += plan.n
+            bar.update(task, completed=n_done)
+            log.info("wrote %s (%d trajectories, %d rejected and replaced)", path, plan.n, sum(rejections.values()))
+    elapsed = time.perf_counter() - t0
+    made_n = sum(p.n for p in todo)
+    if made_n:
+        log.info("generated %d trajectories in %.1f s (%.1f traj/s)", made_n, elapsed, made_n / elapsed)
+    return paths
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="generate", version_base="1.3")
+def _main(cfg: DictConfig) -> None:
+    _STARTED[0] = True
+    try:
+        generate(cfg)
+    except (UserError, ConfigError, GenerationError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        print("interrupted: complete shards are kept; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run_hydra_app(_main, _STARTED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Shared command-line plumbing: one-line errors with exit status 2, config-group checks, devices.
+
+Every command reports bad input as ``error: <message naming the bad value>`` on stderr and exits with
+status 2. Hydra's own composition errors (an unknown key, a bad override) are mapped to status 2 too;
+anything else that goes wrong inside a command is a bug and keeps Hydra's traceback and status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+import torch
+
+from ssl_pde import CONFIG_DIR
+
+log = logging.getLogger("ssl_pde")
+
+
+class UserError(ValueError):
+    """Bad input from the user: reported as one line, exit status 2."""
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` (one line) to stderr and exit with status 2."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_group_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
+    """Refuse ``group=option`` overrides naming an option that has no ``configs/<group>/<option>.yaml``.
+
+    Sweeps (``pde=kdv,ks``) are checked value by value. Exits with status 2 on the first bad option.
+    """
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
+        group_dir = config_dir / key
+        if not group_dir.is_dir() or "." in key:
+            continue
+        options = sorted(p.stem for p in group_dir.glob("*.yaml"))
+        for v in value.split(","):
+            v = v.strip()
+            if v and v != "null" and v not in options:
+                fail(f"unknown {key} {v!r} (choose from: {', '.join(options)})")
+
+
+def run_hydra_app(hydra_main: Callable[[], None], started: list[bool]) -> None:
+    """Run a ``@hydra.main`` function with the project's exit-status rules.
+
+    Args:
+        hydra_main: the decorated function.
+        started: a one-element list the task function sets to ``[True]`` on entry; a Hydra failure
+            before that (composition, overrides) is the user's input and exits with status 2.
+    """
+    check_group_choices(sys.argv[1:])
+    try:
+        hydra_main()
+    except SystemExit as e:
+        if e.code not in (0, None) and not started[0]:
+            sys.exit(2)
+        raise
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; other names are checked.
+
+    Raises:
+        UserError: an unknown device name or a CUDA device that is not there.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r} (use cpu, cuda, cuda:N or auto)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} requested but no CUDA device is available")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"unsupported device {device!r} (use cpu, cuda, cuda:N or auto)")
+    return dev
