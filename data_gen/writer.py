@@ -29,7 +29,7 @@ import torch
 
 from data_gen.solvers.base import GeneratedBatch, PeriodicGenerator1D
 from ssl_pde import __version__
-from ssl_pde.data.schema import SCHEMA_VERSION, SPLITS, SchemaError, shard_path, validate_shard
+from ssl_pde.data.schema import SCHEMA_VERSION, SPLITS, SchemaError, validate_shard
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,9 @@ class ShardPlan:
 
 def generation_key(solver_cfg: dict, base_seed: int, split: str, index: int, n: int) -> str:
     """Hash of everything that determines a shard's content (not the batch size or the device)."""
-    blob = json.dumps({"solver": solver_cfg, "seed": base_seed, "split": split, "index": index, "n": n},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {"solver": solver_cfg, "seed": base_seed, "split": split, "index": index, "n": n}, sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -120,8 +121,10 @@ def generate_shard_data(
         total_steps = gen.substeps(gen.stored_times(gen.sample_params(seeds[:1]))[1]) * (gen.nt_total - 1)
         cb = None
         if progress is not None:
+
             def cb(steps: int, _w: int = want, _t: int = max(total_steps, 1)) -> None:
                 progress(_w * steps / _t)
+
         batch = gen.generate(seeds, device, cb)
         keep = np.flatnonzero(batch.ok)
         for i in np.flatnonzero(~batch.ok):
@@ -143,19 +146,25 @@ def generate_shard_data(
 
 def _select(b: GeneratedBatch, idx: np.ndarray) -> GeneratedBatch:
     return GeneratedBatch(
-        u=b.u[idx], t=b.t[idx], x=b.x[idx],
+        u=b.u[idx],
+        t=b.t[idx],
+        x=b.x[idx],
         params={k: v[idx] for k, v in b.params.items()},
         diagnostics={k: v[idx] for k, v in b.diagnostics.items()},
-        ok=b.ok[idx], reasons=[b.reasons[i] for i in idx],
+        ok=b.ok[idx],
+        reasons=[b.reasons[i] for i in idx],
     )
 
 
 def _concat(bs: list[GeneratedBatch]) -> GeneratedBatch:
     return GeneratedBatch(
-        u=np.concatenate([b.u for b in bs]), t=np.concatenate([b.t for b in bs]), x=np.concatenate([b.x for b in bs]),
+        u=np.concatenate([b.u for b in bs]),
+        t=np.concatenate([b.t for b in bs]),
+        x=np.concatenate([b.x for b in bs]),
         params={k: np.concatenate([b.params[k] for b in bs]) for k in bs[0].params},
         diagnostics={k: np.concatenate([b.diagnostics[k] for b in bs]) for k in bs[0].diagnostics},
-        ok=np.concatenate([b.ok for b in bs]), reasons=[r for b in bs for r in b.reasons],
+        ok=np.concatenate([b.ok for b in bs]),
+        reasons=[r for b in bs for r in b.reasons],
     )
 
 
@@ -172,7 +181,7 @@ def write_shard(
     """Write one complete shard atomically: ``path.tmp`` first, ``complete`` last, then rename."""
     spec = gen.spec
     tmp = path.with_name(path.name + ".tmp")
-    n, nt, nc, nx = data.u.shape
+    _, nt, nc, nx = data.u.shape
     sampling = gen.sampling_doc()
     try:
         with h5py.File(tmp, "w") as f:

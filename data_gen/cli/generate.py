@@ -9,17 +9,20 @@ shards made with the same settings and regenerates the rest, so a killed run res
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
 import hydra
+import numpy as np
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from data_gen.solvers import SOLVERS, ConfigError
+from data_gen.verify import estimate_time_error
 from data_gen.writer import GenerationError, existing_shard_status, generate_shard_data, plan_shards, write_shard
 from ssl_pde import CONFIG_DIR
 from ssl_pde.cli.common import UserError, fail, resolve_device, run_hydra_app
@@ -70,10 +73,29 @@ def generate(cfg: DictConfig) -> list[Path]:
     device = resolve_device(cfg.device)
     out_dir = Path(cfg.out_dir)
     check_out_dir(out_dir)
+    err = estimate_time_error(gen, np.arange(2, dtype=np.int64) + cfg.seed, str(device))
+    if not err <= cfg.max_time_error:
+        raise ConfigError(
+            f"time step too large: estimated relative error {err:.3g} of one run with dt_max={gen.dt_max:g} "
+            f"exceeds max_time_error={cfg.max_time_error:g} ({'unstable' if math.isinf(err) else 'inaccurate'}); "
+            f"lower solver.dt_max"
+        )
     solver_cfg = OmegaConf.to_container(cfg.solver, resolve=True)
     plans = plan_shards(cfg.num_samples, cfg.shard_size, solver_cfg, cfg.seed, cfg.split)
     split_dir = out_dir / pde / cfg.split
+    created = [d for d in (split_dir, *split_dir.parents) if not d.exists()][::-1]  # outermost first
     split_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _generate_shards(cfg, gen, device, out_dir, split_dir, plans)
+    except BaseException:
+        for d in reversed(created):  # leave nothing behind that this run created and did not fill
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+        raise
+
+
+def _generate_shards(cfg: DictConfig, gen, device, out_dir: Path, split_dir: Path, plans: list) -> list[Path]:
+    pde = cfg.pde.name
     for stale in split_dir.glob("shard-*.h5.tmp"):
         log.info("removing unfinished %s from an interrupted run", stale)
         stale.unlink()
@@ -85,14 +107,18 @@ def generate(cfg: DictConfig) -> list[Path]:
         if status == "done":
             continue
         if status == "different" and not cfg.overwrite:
-            raise UserError(
-                f"{path} was made with other settings; use another out_dir or overwrite=true"
-            )
+            raise UserError(f"{path} was made with other settings; use another out_dir or overwrite=true")
         todo.append(plan)
     n_done = cfg.num_samples - sum(p.n for p in todo)
     log.info(
         "%s/%s: %d trajectories in %d shards under %s on %s (%d already present)",
-        pde, cfg.split, cfg.num_samples, len(plans), split_dir, device, n_done,
+        pde,
+        cfg.split,
+        cfg.num_samples,
+        len(plans),
+        split_dir,
+        device,
+        n_done,
     )
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     t0 = time.perf_counter()
@@ -116,7 +142,14 @@ def generate(cfg: DictConfig) -> list[Path]:
         for plan in todo:
             path = shard_path(out_dir, pde, cfg.split, plan.index)
             data, seeds, rejections = generate_shard_data(
-                gen, cfg.seed, cfg.split, plan.index, plan.n, cfg.batch_size, device, cfg.max_reject_fraction,
+                gen,
+                cfg.seed,
+                cfg.split,
+                plan.index,
+                plan.n,
+                cfg.batch_size,
+                device,
+                cfg.max_reject_fraction,
                 advance,
             )
             write_shard(path, data, seeds, gen, cfg.split, plan.key, config_yaml, rejections)

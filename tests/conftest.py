@@ -1,0 +1,69 @@
+"""Shared fixtures: small generators built from the real configs, and tiny shards made by the real writer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from ssl_pde import CONFIG_DIR
+
+os.environ.setdefault("WANDB_MODE", "offline")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+#: Overrides of configs/solver/<pde>.yaml giving small grids and short horizons that stay resolved.
+TINY: dict[str, dict] = {
+    "burgers": dict(nx=64, nt=11, nt_total=11, t_end=0.5, solver_nx=128, dt_max=0.005, nu_min=0.05, nu_max=0.5),
+    "kdv": dict(nx=64, nt=11, nt_total=21, length=32.0, t_end=2.0, solver_nx=128, dt_max=0.01),
+    "ks": dict(nx=32, nt=11, nt_total=21, length=22.0, t_end=5.0, solver_nx=64, dt_max=0.01),
+}
+
+
+def compose_cfg(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose a primary config of ``configs/`` with overrides, as the command line would."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name, overrides=overrides)
+
+
+def tiny_overrides(pde: str, **extra) -> list[str]:
+    """Command-line overrides selecting ``pde`` with the TINY solver settings (plus ``extra``)."""
+    return [f"pde={pde}"] + [f"solver.{k}={v}" for k, v in {**TINY[pde], **extra}.items()]
+
+
+def tiny_generator(pde: str, **extra):
+    """A generator of ``pde`` built from the real config with the TINY overrides."""
+    return hydra.utils.instantiate(compose_cfg("generate", tiny_overrides(pde, **extra)).solver)
+
+
+def generate_cfg(pde: str, out_dir: Path, num_samples: int = 6, shard_size: int = 4, **solver) -> DictConfig:
+    """A full ``ssl-pde-generate`` config for tiny data in ``out_dir``."""
+    return compose_cfg(
+        "generate",
+        tiny_overrides(pde, **solver)
+        + [
+            f"out_dir={out_dir}",
+            f"num_samples={num_samples}",
+            f"shard_size={shard_size}",
+            "batch_size=4",
+            "device=cpu",
+            "progress=false",
+        ],
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory) -> dict[str, Path]:
+    """One tiny train split per PDE (6 trajectories in shards of 4), written by the real generator."""
+    from data_gen.cli.generate import generate
+
+    root = tmp_path_factory.mktemp("data")
+    out = {}
+    for pde in TINY:
+        generate(generate_cfg(pde, root))
+        out[pde] = root / pde / "train"
+    return out

@@ -1,0 +1,180 @@
+"""ssl-pde-generate end to end: determinism, resume after a kill, rejection counting and bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from data_gen.cli.generate import generate
+from data_gen.writer import trajectory_seed
+from ssl_pde.data.schema import list_shards, validate_shard
+from tests.conftest import TINY, generate_cfg, tiny_overrides
+
+CLI = [sys.executable, "-m", "data_gen.cli.generate"]
+
+
+def _read_u(directory: Path) -> list[np.ndarray]:
+    out = []
+    for p in list_shards(directory):
+        with h5py.File(p) as f:
+            out.append(f["u"][...])
+    return out
+
+
+def test_rerun_is_bit_identical_and_skips_done_shards(tmp_path):
+    """Same settings -> bit-identical shards; a rerun in place rewrites nothing."""
+    generate(generate_cfg("ks", tmp_path / "a"))
+    generate(generate_cfg("ks", tmp_path / "b"))
+    a, b = _read_u(tmp_path / "a" / "ks" / "train"), _read_u(tmp_path / "b" / "ks" / "train")
+    assert len(a) == 2 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    first = list_shards(tmp_path / "a")[0]
+    stamp = first.stat().st_mtime_ns
+    generate(generate_cfg("ks", tmp_path / "a"))
+    assert first.stat().st_mtime_ns == stamp
+
+
+def test_seeds_are_keyed_by_split_and_shard(tmp_path):
+    """Per-trajectory seeds depend on (base seed, split, shard, index) and never collide across splits."""
+    s = {(sp, sh, i): trajectory_seed(0, sp, sh, i) for sp in ("train", "valid") for sh in (0, 1) for i in range(50)}
+    assert len(set(s.values())) == len(s)
+    assert trajectory_seed(0, "train", 0, 0) != trajectory_seed(1, "train", 0, 0)
+    generate(generate_cfg("kdv", tmp_path, num_samples=4))
+    with h5py.File(list_shards(tmp_path)[0]) as f:
+        assert list(f["seed"][...]) == [trajectory_seed(0, "train", 0, i) for i in range(4)]
+
+
+def test_resume_after_kill(tmp_path):
+    """SIGKILL mid-run leaves only complete shards (plus a temporary file); rerunning finishes the rest and
+    the result equals an uninterrupted run."""
+    args = tiny_overrides("ks", t_end=40.0, nt_total=161) + [
+        "num_samples=12",
+        "shard_size=2",
+        "batch_size=2",
+        "device=cpu",
+        "progress=false",
+    ]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*CLI, *args, f"out_dir={killed}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    split = killed / "ks" / "train"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (split / "shard-00001.h5").exists():
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = list_shards(split)
+    assert 2 <= len(done) < 6, "the run should have been killed part-way"
+    for p in done:
+        validate_shard(p)  # every file with a final name is complete
+    stamps = {p: p.stat().st_mtime_ns for p in done}
+    res = subprocess.run([*CLI, *args, f"out_dir={killed}"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert len(list_shards(split)) == 6 and not list(split.glob("*.tmp"))
+    assert all(p.stat().st_mtime_ns == s for p, s in stamps.items()), "finished shards were rewritten"
+    clean = tmp_path / "clean"
+    subprocess.run([*CLI, *args, f"out_dir={clean}"], check=True, capture_output=True)
+    for x, y in zip(_read_u(split), _read_u(clean / "ks" / "train"), strict=True):
+        assert np.array_equal(x, y)
+
+
+def test_rejected_trajectories_are_replaced_and_counted(tmp_path):
+    """Under-resolved trajectories are never stored: they are replaced from the seed stream and counted."""
+    cfg = generate_cfg(
+        "burgers",
+        tmp_path,
+        num_samples=8,
+        shard_size=8,
+        nu_min=0.01,
+        nu_max=0.5,
+        solver_nx=128,
+        nx=32,
+        t_end=1.0,
+        max_spectral_tail=1e-6,
+        dt_max=0.004,
+    )
+    cfg.max_reject_fraction = 0.9
+    generate(cfg)
+    s = validate_shard(list_shards(tmp_path)[0])
+    assert s.n == 8 and s.n_rejected > 0
+    assert s.diagnostics["spectral_tail"].max() <= 1e-6
+    assert "under-resolved" in s.attrs["rejection_reasons"]
+
+
+def _run_bad(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    out = tmp_path / "out"
+    return subprocess.run(
+        [*CLI, f"out_dir={out}", "num_samples=2", "progress=false", *args], capture_output=True, text=True
+    )
+
+
+BAD = [
+    (["pde=navier"], "unknown pde 'navier'"),
+    (["pde=burgers", "solver.nu_min=-0.01"], "nu_min must be positive"),
+    (["pde=burgers", "solver.nu_max=0"], "nu_max must be positive"),
+    (["pde=ks", "solver.nx=0"], "nx must be a positive integer, got 0"),
+    (["pde=kdv", "solver.nx=-8"], "nx must be a positive integer, got -8"),
+    (["pde=kdv", "num_samples=-3"], "num_samples must be a positive integer, got -3"),
+    (["pde=ks", "split=training"], "unknown split 'training'"),
+    (["pde=ks", "device=tpu"], "device 'tpu'"),
+    (["pde=ks", "nonexistent_key=1"], "nonexistent_key"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
+    """Bad values: one line on stderr naming the value, exit status 2, nothing written."""
+    res = _run_bad(tmp_path, *args)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr
+    if not args[-1].startswith("nonexistent"):  # Hydra's own override errors add a hint line
+        assert res.stderr.count("\n") == 1, res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("pde", "solver", "message"),
+    [
+        ("kdv", {"t_end": 20.0, "nt_total": 11, "dt_max": 2.0}, "time step too large"),
+        ("burgers", {"t_end": 5.0, "nt_total": 11, "dt_max": 0.5}, "time step too large"),
+        ("burgers", {"nu_min": 1e-4, "nu_max": 2e-4, "solver_nx": 64, "nx": 32, "t_end": 2.0}, "under-resolved"),
+    ],
+)
+def test_unstable_or_under_resolved_settings_fail_cleanly(tmp_path, pde, solver, message):
+    """Settings that cannot give valid data end with exit 2, the reason, and no files or directories left."""
+    args = tiny_overrides(pde, **solver)
+    res = _run_bad(tmp_path, *args)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr and res.stderr.startswith("error:") and res.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_out_dir(tmp_path):
+    """An output directory that cannot be created is refused before any work."""
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    res = subprocess.run(
+        [*CLI, *tiny_overrides("ks"), f"out_dir={blocker}/sub", "num_samples=2"], capture_output=True, text=True
+    )
+    assert res.returncode == 2 and "not writable" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_refuses_to_mix_settings(tmp_path):
+    """Resuming into a directory made with other settings is refused unless overwrite=true."""
+    generate(generate_cfg("ks", tmp_path, num_samples=2))
+    args = [*tiny_overrides("ks", length=24.0), f"out_dir={tmp_path}", "num_samples=2", "progress=false"]
+    res = subprocess.run([*CLI, *args], capture_output=True, text=True)
+    assert res.returncode == 2 and "other settings" in res.stderr
+    res = subprocess.run([*CLI, *args, "overwrite=true"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert validate_shard(list_shards(tmp_path)[0]).params["domain_length"].max() > 22 * 1.1
+
+
+def test_tiny_settings_cover_all_pdes():
+    assert set(TINY) == {"burgers", "kdv", "ks"}
