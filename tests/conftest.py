@@ -44,8 +44,8 @@ def generate_cfg(pde: str, out_dir: Path, num_samples: int = 6, shard_size: int 
     """A full ``ssl-pde-generate`` config for tiny data in ``out_dir``."""
     return compose_cfg(
         "generate",
-        tiny_overrides(pde, **solver)
-        + [
+        [
+            *tiny_overrides(pde, **solver),
             f"out_dir={out_dir}",
             f"num_samples={num_samples}",
             f"shard_size={shard_size}",

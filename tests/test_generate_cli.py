@@ -54,7 +54,8 @@ def test_seeds_are_keyed_by_split_and_shard(tmp_path):
 def test_resume_after_kill(tmp_path):
     """SIGKILL mid-run leaves only complete shards (plus a temporary file); rerunning finishes the rest and
     the result equals an uninterrupted run."""
-    args = tiny_overrides("ks", t_end=40.0, nt_total=161) + [
+    args = [
+        *tiny_overrides("ks", t_end=40.0, nt_total=161),
         "num_samples=12",
         "shard_size=2",
         "batch_size=2",
