@@ -1,0 +1,181 @@
+"""The HDF5 shard schema (schema_version 1), shared by the writer (``data_gen``) and every reader.
+
+One file is one shard of one PDE and one split: ``<out_dir>/<pde>/<split>/shard-<index:05d>.h5``.
+
+=====================  ==============================  ==================================================
+path                   shape, dtype                    meaning
+=====================  ==============================  ==================================================
+``/u``                 (N, T, C, X) float32            solution; attr ``dims`` = "n t c x"
+``/t``                 (N, T) float64                  time of every stored frame
+``/x``                 (N, X) float64                  grid coordinates
+``/params/<name>``     (N,) or (N, k) float64          sampled parameters; attrs ``description``, ``sampling``
+``/seed``              (N,) int64                      per-trajectory seed
+``/diagnostics/<d>``   (N,) float32                    quality figures (``spectral_tail``, ``max_abs``, ...)
+=====================  ==============================  ==================================================
+
+Root attributes: ``schema_version``, ``pde``, ``split``, ``field_names``, ``param_names``,
+``n_spatial_dims``, ``boundary``, ``generator_version``, ``config_yaml``, ``created_utc``,
+``n_rejected`` and ``complete`` (set last; readers refuse a shard without it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ssl_pde.pdes import PDES
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "valid", "test")
+REQUIRED_ATTRS = (
+    "schema_version",
+    "pde",
+    "split",
+    "field_names",
+    "param_names",
+    "n_spatial_dims",
+    "boundary",
+    "generator_version",
+    "config_yaml",
+    "created_utc",
+    "n_rejected",
+    "complete",
+)
+SPATIAL_NAMES = ("x", "y")
+
+
+class SchemaError(ValueError):
+    """A file does not follow the schema (missing data, wrong version, incomplete)."""
+
+
+def shard_name(index: int) -> str:
+    """File name of shard ``index``: ``shard-00003.h5``."""
+    return f"shard-{index:05d}.h5"
+
+
+def shard_path(out_dir: str | Path, pde: str, split: str, index: int) -> Path:
+    """Path of shard ``index`` of ``pde``/``split`` under ``out_dir``."""
+    return Path(out_dir) / pde / split / shard_name(index)
+
+
+def list_shards(path: str | Path) -> list[Path]:
+    """Every ``shard-*.h5`` file at or below ``path`` (a file is returned as itself), sorted."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    return sorted(q for q in p.rglob("shard-*.h5") if q.is_file())
+
+
+def _attr_str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _attr_list(value: Any) -> list[str]:
+    return [_attr_str(v) for v in np.atleast_1d(value)]
+
+
+@dataclass
+class ShardSummary:
+    """What :func:`validate_shard` learned about a valid shard."""
+
+    path: Path
+    pde: str
+    split: str
+    n: int
+    u_shape: tuple[int, ...]
+    field_names: list[str]
+    param_names: list[str]
+    params: dict[str, np.ndarray]
+    diagnostics: dict[str, np.ndarray]
+    t_range: tuple[float, float]
+    n_rejected: int
+    attrs: dict[str, Any]
+
+
+def validate_shard(path: str | Path, *, load_values: bool = True) -> ShardSummary:
+    """Check one shard against schema version 1 and return its summary.
+
+    Raises:
+        SchemaError: naming the first violation found (missing file or dataset, wrong version,
+            ``complete`` not set, inconsistent shapes or dtypes, unknown PDE).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise SchemaError(f"{path}: not a readable HDF5 file ({e})") from None
+    with f:
+        attrs = dict(f.attrs)
+        missing = [a for a in REQUIRED_ATTRS if a not in attrs]
+        if "schema_version" in missing:
+            raise SchemaError(f"{path}: no schema_version attribute (not an ssl-pde shard)")
+        version = int(attrs["schema_version"])
+        if version != SCHEMA_VERSION:
+            raise SchemaError(f"{path}: schema_version {version} is not supported (expected {SCHEMA_VERSION})")
+        if "complete" in missing or not bool(attrs["complete"]):
+            raise SchemaError(f"{path}: shard is incomplete (attribute complete is not set)")
+        if missing:
+            raise SchemaError(f"{path}: missing root attributes {missing}")
+        pde = _attr_str(attrs["pde"])
+        if pde not in PDES:
+            raise SchemaError(f"{path}: unknown pde {pde!r}")
+        spec = PDES[pde]
+        split = _attr_str(attrs["split"])
+        field_names = _attr_list(attrs["field_names"])
+        param_names = _attr_list(attrs["param_names"])
+        if field_names != list(spec.field_names):
+            raise SchemaError(f"{path}: field_names {field_names} != {list(spec.field_names)} for {pde}")
+        for name in ("u", "t", "seed", *SPATIAL_NAMES[: spec.n_spatial_dims]):
+            if name not in f:
+                raise SchemaError(f"{path}: missing dataset /{name}")
+        u = f["u"]
+        nd = spec.n_spatial_dims
+        if u.ndim != 3 + nd or u.dtype != np.float32:
+            raise SchemaError(f"{path}: /u has shape {u.shape} dtype {u.dtype}; expected {3 + nd}-d float32")
+        n, nt, nc = u.shape[:3]
+        if nc != len(field_names):
+            raise SchemaError(f"{path}: /u has {nc} channels but field_names has {len(field_names)}")
+        expect = {"t": (n, nt), "seed": (n,)}
+        for i, s in enumerate(SPATIAL_NAMES[:nd]):
+            expect[s] = (n, u.shape[3 + i])
+        for name, shape in expect.items():
+            if f[name].shape != shape:
+                raise SchemaError(f"{path}: /{name} has shape {f[name].shape}, expected {shape}")
+        if f["seed"].dtype != np.int64:
+            raise SchemaError(f"{path}: /seed has dtype {f['seed'].dtype}, expected int64")
+        params: dict[str, np.ndarray] = {}
+        for name in param_names:
+            key = f"params/{name}"
+            if key not in f:
+                raise SchemaError(f"{path}: missing dataset /{key}")
+            if f[key].shape[0] != n:
+                raise SchemaError(f"{path}: /{key} has {f[key].shape[0]} rows, expected {n}")
+            params[name] = f[key][...] if load_values else np.empty(0)
+        missing_params = sorted(set(spec.param_names) - set(param_names))
+        if missing_params:
+            raise SchemaError(f"{path}: parameters {missing_params} of {pde} are not stored")
+        diagnostics = {}
+        if "diagnostics" in f:
+            for name, ds in f["diagnostics"].items():
+                diagnostics[name] = ds[...] if load_values else np.empty(0)
+        t = f["t"][...] if load_values else np.zeros(2)
+        return ShardSummary(
+            path=path,
+            pde=pde,
+            split=split,
+            n=n,
+            u_shape=tuple(u.shape),
+            field_names=field_names,
+            param_names=param_names,
+            params=params,
+            diagnostics=diagnostics,
+            t_range=(float(np.min(t)), float(np.max(t))),
+            n_rejected=int(attrs["n_rejected"]),
+            attrs=attrs,
+        )
