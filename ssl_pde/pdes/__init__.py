@@ -6,7 +6,14 @@ symmetry module all look names up here, so a field or parameter is spelled in ex
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import torch
+
+from ssl_pde.pdes.symmetry import BURGERS_SYMMETRIES, HEAT_SYMMETRIES, KDV_SYMMETRIES, KS_SYMMETRIES, Symmetry
+
+Tensor = torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,10 @@ class PDESpec:
         param_names: every per-trajectory sampled quantity stored under ``/params/``.
         boundary: boundary condition of the spatial domain ("periodic", "closed_box").
         params_doc: one line per parameter, stored as the ``description`` attribute.
+        symmetries: ordered mapping from a readable name to a Lie point symmetry (``symmetry.py``).
+        residual_terms: maps autograd derivatives ``{"u", "t", "x1", ...}`` (and PDE parameters) to the
+            PDE's terms, whose sum vanishes on solutions (``residual.py``).
+        max_x_derivative: highest x-derivative in the PDE.
     """
 
     name: str
@@ -30,6 +41,9 @@ class PDESpec:
     param_names: tuple[str, ...]
     boundary: str
     params_doc: dict[str, str] = field(default_factory=dict)
+    symmetries: dict[str, Symmetry] = field(default_factory=dict)
+    residual_terms: Callable[..., list[Tensor]] | None = None
+    max_x_derivative: int = 2
 
     @property
     def n_spatial_dims(self) -> int:
@@ -45,6 +59,23 @@ _SINES_DOC = {
     "ic_wavenumber": "integer wavenumbers l_j of the initial condition, shape (N, J)",
 }
 
+
+def _burgers_terms(d: dict[str, Tensor], nu: Tensor, **_) -> list[Tensor]:
+    return [d["t"], d["u"] * d["x1"], -nu * d["x2"]]
+
+
+def _kdv_terms(d: dict[str, Tensor], **_) -> list[Tensor]:
+    return [d["t"], d["u"] * d["x1"], d["x3"]]
+
+
+def _ks_terms(d: dict[str, Tensor], **_) -> list[Tensor]:
+    return [d["t"], d["u"] * d["x1"], d["x2"], d["x4"]]
+
+
+def _heat_terms(d: dict[str, Tensor], nu: Tensor, **_) -> list[Tensor]:
+    return [d["t"], -nu * d["x2"]]
+
+
 PDES: dict[str, PDESpec] = {
     "burgers": PDESpec(
         name="burgers",
@@ -54,6 +85,9 @@ PDES: dict[str, PDESpec] = {
         param_names=("nu", "domain_length", "t_end", "ic_amplitude", "ic_phase", "ic_wavenumber"),
         boundary="periodic",
         params_doc={"nu": "kinematic viscosity nu", **_SINES_DOC},
+        symmetries=BURGERS_SYMMETRIES,
+        residual_terms=_burgers_terms,
+        max_x_derivative=2,
     ),
     "kdv": PDESpec(
         name="kdv",
@@ -63,6 +97,9 @@ PDES: dict[str, PDESpec] = {
         param_names=("domain_length", "t_end", "ic_amplitude", "ic_phase", "ic_wavenumber"),
         boundary="periodic",
         params_doc=dict(_SINES_DOC),
+        symmetries=KDV_SYMMETRIES,
+        residual_terms=_kdv_terms,
+        max_x_derivative=3,
     ),
     "ks": PDESpec(
         name="ks",
@@ -72,6 +109,23 @@ PDES: dict[str, PDESpec] = {
         param_names=("domain_length", "t_end", "ic_amplitude", "ic_phase", "ic_wavenumber"),
         boundary="periodic",
         params_doc=dict(_SINES_DOC),
+        symmetries=KS_SYMMETRIES,
+        residual_terms=_ks_terms,
+        max_x_derivative=4,
+    ),
+    # The heat equation is the linear face of Burgers (Cole-Hopf: u = -2 nu phi_x / phi). It has no
+    # generator of its own; its symmetries are verified on exact solutions.
+    "heat": PDESpec(
+        name="heat",
+        equation="phi_t = nu phi_xx",
+        coord_names=("t", "x"),
+        field_names=("phi",),
+        param_names=("nu",),
+        boundary="periodic",
+        params_doc={"nu": "diffusivity nu"},
+        symmetries=HEAT_SYMMETRIES,
+        residual_terms=_heat_terms,
+        max_x_derivative=2,
     ),
 }
 
