@@ -20,7 +20,7 @@ PDE_NAMES = sorted(SOLVERS)
 
 def test_registry_matches_specs():
     """Every PDE spec has a solver and vice versa (the names have one source of truth)."""
-    assert set(SOLVERS) <= set(PDES) and set(PDES) - set(SOLVERS) == {"heat"}
+    assert set(SOLVERS) <= set(PDES) and set(PDES) - set(SOLVERS) == {"heat", "ns2d"}
     for name, cls in SOLVERS.items():
         assert cls.pde == name
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ssl_pde.pdes.ns2d import NS2D_SYMMETRIES
 from ssl_pde.pdes.symmetry import BURGERS_SYMMETRIES, HEAT_SYMMETRIES, KDV_SYMMETRIES, KS_SYMMETRIES, Symmetry
 
 Tensor = torch.Tensor
@@ -126,6 +127,19 @@ PDES: dict[str, PDESpec] = {
         symmetries=HEAT_SYMMETRIES,
         residual_terms=_heat_terms,
         max_x_derivative=2,
+    ),
+    # 2D incompressible Navier-Stokes with a buoyancy-driven smoke plume in a closed box. Its generator
+    # and data arrive with the NS work; the symmetries act on (t, x, y, u, v, p) (ssl_pde/pdes/ns2d.py)
+    # and are verified with ns2d.ns_residual on exact solutions.
+    "ns2d": PDESpec(
+        name="ns2d",
+        equation="u_t + (u . grad) u = -grad p + nu lap u + b s y_hat, div u = 0, s_t + u . grad s = 0",
+        coord_names=("t", "x", "y"),
+        field_names=("smoke", "vx", "vy"),
+        param_names=("buoyancy",),
+        boundary="closed_box",
+        params_doc={"buoyancy": "buoyancy factor b of the force b s y_hat"},
+        symmetries=NS2D_SYMMETRIES,
     ),
 }
 

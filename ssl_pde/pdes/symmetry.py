@@ -36,8 +36,9 @@ class Symmetry:
     boundary: str
     needs: tuple[str, ...] = ()
 
-    def __call__(self, eps: Tensor | float, t: Tensor, x: Tensor, u: Tensor, **params: Tensor) -> tuple[Tensor, ...]:
-        return self.fn(eps, t, x, u, **params)
+    def __call__(self, eps: Tensor | float, *coords_and_fields: Tensor, **params: Tensor) -> tuple[Tensor, ...]:
+        """``g(eps, *coords, *fields, **params)``: the transformed coordinates and fields, same order."""
+        return self.fn(eps, *coords_and_fields, **params)
 
 
 def _exp(eps: Tensor | float, like: Tensor) -> Tensor:
