@@ -90,14 +90,21 @@ def test_interpolation_matches_the_exact_solution():
     torch.testing.assert_close(got, burgers_exact(tq, xq + shift), rtol=0, atol=1e-7)
 
 
-@pytest.mark.parametrize("names", [("space_translation",), ("galilean_boost", "scaling", "space_translation")])
-def test_resample_mode_is_the_transformed_solution_on_a_grid(names):
+@pytest.mark.parametrize(
+    ("names", "crop_t"),
+    [
+        (("space_translation",), 16),
+        (("galilean_boost", "scaling", "space_translation"), 16),
+        (("scaling", "galilean_boost"), 30),  # long crops: pre-image times must stay inside the data
+    ],
+)
+def test_resample_mode_is_the_transformed_solution_on_a_grid(names, crop_t):
     """resample mode equals the exactly transformed exact solution at the regular grid's points."""
     u, t, x, length = burgers_batch()
     strengths = {n: {"space_translation": 1.0, "galilean_boost": 0.3, "scaling": 0.1}[n] for n in names}
-    views = _views(strengths=strengths, mode="resample")
+    views = _views(strengths=strengths, mode="resample", crop_t=crop_t)
     v = views.view(u, t, x, length, torch.Generator().manual_seed(2))
-    assert v.shape == (3, 1, 16, 32)
+    assert v.shape == (3, 1, crop_t, 32)
     g = torch.Generator().manual_seed(2)
     t0, x0 = views._crop_starts(3, 41, 64, g, "cpu")
     eps = views.sample_eps(3, g, torch.device("cpu"))
@@ -115,10 +122,14 @@ def test_resample_mode_is_the_transformed_solution_on_a_grid(names):
         ot, ox = o
         for i, frac in splitting_sequence(len(views.names), 2, 1):
             ot, ox, _ = spec.symmetries[views.names[i]](float(eps[i, b]) * frac, ot, ox, torch.zeros_like(ot))
-        tg = float(ot) + float(t[b, 1] - t[b, 0]) * torch.arange(16, dtype=torch.float64)[:, None]
+        tg = float(ot) + float(t[b, 1] - t[b, 0]) * torch.arange(crop_t, dtype=torch.float64)[:, None]
+        t_hi = torch.tensor([[float(t[b, -1])]], dtype=torch.float64)
+        for i, frac in splitting_sequence(len(views.names), 2, 1):
+            t_hi, _, _ = spec.symmetries[views.names[i]](float(eps[i, b]) * frac, t_hi, ox, torch.zeros_like(ot))
+        tg = tg - max(float(tg[-1, 0] - t_hi), 0.0)
         xg = float(ox) + 2 * math.pi / 64 * torch.arange(32, dtype=torch.float64)[None, :]
         tg, xg = torch.broadcast_tensors(tg, xg)
-        want = fn(tg.reshape(-1), xg.reshape(-1)).reshape(16, 32)
+        want = fn(tg.reshape(-1), xg.reshape(-1)).reshape(crop_t, 32)
         torch.testing.assert_close(v[b, 0].double(), want, rtol=0, atol=1e-5)
 
 
@@ -148,3 +159,11 @@ def test_views_of_generated_kdv_data():
         torch.Generator().manual_seed(0),
     )
     assert v1.shape == v2.shape == (4, 3, 8, 32) and torch.isfinite(v1).all()
+
+
+def test_resample_refuses_crops_longer_than_the_scaled_data():
+    u, t, x, length = burgers_batch()
+    views = _views(strengths={"scaling": 0.3}, mode="resample", crop_t=40)
+    with pytest.raises(ValueError, match="crop_t=40"):
+        for seed in range(5):  # some sample stretches time by up to e^{0.6}
+            views.view(u, t, x, length, torch.Generator().manual_seed(seed))

@@ -139,8 +139,25 @@ class LieViews:
         dt = (t[:, 1] - t[:, 0]).to(f64)[:, None, None]
         tg = o_t + dt * torch.arange(self.crop_t, device=dev, dtype=f64)[None, :, None]
         xg = o_x + dx[:, :, None] * torch.arange(self.crop_x, device=dev, dtype=f64)[None, None, :]
+        # Keep every pre-image time inside the stored range: the time maps are increasing functions of t
+        # alone, so slide the grid down in t' when its last row would read past the last frame.
+        t_last, _, _ = apply_group_element(
+            self.symmetries,
+            eps,
+            t[:, -1:, None].to(f64),
+            xc[:, None, :1],
+            torch.zeros(b, 1, 1, dtype=f64, device=dev),
+            self.order,
+            self.steps,
+            **p,
+        )
+        tg = tg - (tg[:, -1:, :1] - t_last).clamp(min=0)
         tg, xg = torch.broadcast_tensors(tg, xg)
         tpre, xpre = invert_coordinates(self.symmetries, eps, tg, xg, self.order, self.steps, **p)
+        if bool((tpre[:, 0, 0] < t[:, 0].to(f64) - 1e-9 * dt[:, 0, 0]).any()):
+            raise ValueError(
+                f"crop_t={self.crop_t} is too long for the time scalings sampled: pre-images leave the data"
+            )
         upre = interpolate(u.to(f64), t.to(f64), length.to(dev, f64), x.to(f64)[:, 0], tpre, xpre, self.time_degree)
         _, _, up = apply_group_element(self.symmetries, eps, tpre, xpre, upre, self.order, self.steps, **p)
         return up[:, None].float()
@@ -186,8 +203,18 @@ def interpolate(u: Tensor, t: Tensor, length: Tensor, x_origin: Tensor, tq: Tens
                 lw[:, :, j] = lw[:, :, j] * diff[:, :, m] / (nodes[:, :, j] - nodes[:, :, m])
     c_rows = (lw[..., None] * coef[torch.arange(b, device=u.device)[:, None, None], idx]).sum(2)  # (B, R, K)
     k = 2 * math.pi * torch.arange(coef.shape[-1], device=u.device, dtype=torch.float64)[None, :] / length[:, None]
+    rel = xq - x_origin[:, None, None]  # (B, R, C)
+    alpha = rel[:, :, :1]  # (B, R, 1)
+    beta = (rel[:, :1, 1:2] - rel[:, :1, :1]) if rel.shape[-1] > 1 else torch.zeros_like(alpha[:, :1])
+    steps = torch.arange(rel.shape[-1], device=u.device, dtype=torch.float64)
+    if torch.allclose(rel, alpha + beta * steps, rtol=0, atol=1e-9 * float(length.max())):
+        # Affine rows with a common slope (translations, boosts, scalings): phase = e^{ik alpha_r} z_k^j,
+        # so each row is one batched matrix product with a (B, K, C) table built once.
+        table = torch.exp(1j * k[:, :, None] * beta[:, 0, :, None] * steps[None, None, :])  # (B, K, C)
+        rows = c_rows * torch.exp(1j * k[:, None, :] * alpha)  # (B, R, K)
+        return torch.bmm(rows, table).real
     out = torch.empty_like(xq)
-    for r in range(xq.shape[1]):  # rows one at a time bounds memory at (B, C, K)
-        phase = torch.exp(1j * k[:, None, :] * (xq[:, r, :, None] - x_origin[:, None, None]))
+    for r in range(xq.shape[1]):  # general maps: rows one at a time bound memory at (B, C, K)
+        phase = torch.exp(1j * k[:, None, :] * rel[:, r, :, None])
         out[:, r] = (c_rows[:, r, None, :] * phase).real.sum(-1)
     return out

@@ -1,0 +1,1 @@
+"""Encoders, projectors and heads (built by Hydra ``_target_``)."""
