@@ -162,6 +162,26 @@ class LieViews:
         _, _, up = apply_group_element(self.symmetries, eps, tpre, xpre, upre, self.order, self.steps, **p)
         return up[:, None].float()
 
+    def eval_view(self, u: Tensor, t: Tensor, x: Tensor, length: Tensor) -> Tensor:
+        """Deterministic evaluation input: the central time window, x from the grid origin, no transform.
+
+        Same layout and channels as :meth:`view` (coordinates relative to the crop origin in ``coords``).
+        """
+        b, nt, nx = u.shape
+        if self.crop_t > nt or self.crop_x > nx:
+            raise ValueError(f"crop ({self.crop_t}, {self.crop_x}) larger than the data ({nt}, {nx})")
+        t0 = (nt - self.crop_t) // 2
+        uc = u[:, t0 : t0 + self.crop_t, : self.crop_x]
+        if self.mode == "resample":
+            return uc[:, None].float()
+        tc = t[:, t0 : t0 + self.crop_t].double()
+        xc = x[:, : self.crop_x].double()
+        tt = (tc - tc[:, :1])[:, :, None].expand(-1, -1, self.crop_x)
+        xx = (xc - xc[:, :1])[:, None, :].expand(-1, self.crop_t, -1)
+        if not self.relative_coords:
+            tt, xx = tt + tc[:, :1, None], xx + xc[:, None, :1]
+        return torch.stack([tt, xx, uc.double()], dim=1).float()
+
     def two_views(self, u: Tensor, t: Tensor, x: Tensor, length: Tensor, generator: torch.Generator, **params):
         """Two independent views ``(v1, v2)``, each (B, C, crop_t, crop_x)."""
         return (self.view(u, t, x, length, generator, **params), self.view(u, t, x, length, generator, **params))

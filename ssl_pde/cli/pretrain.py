@@ -1,0 +1,118 @@
+"""``ssl-pde-pretrain``: VICReg pretraining with Lightning, configured by Hydra.
+
+    ssl-pde-pretrain experiment=burgers_vicreg data.dir=data
+    ssl-pde-pretrain experiment=burgers_vicreg ckpt_path=last     # resume: optimizer, scheduler, step, W&B run
+    ssl-pde-pretrain debug=smoke data.dir=data                    # a few steps on the CPU
+
+Writes ``run_dir/checkpoints/{last,best}.ckpt``, W&B (offline) and CSV logs, the resolved
+``config.yaml``, and at the end ``encoder.pt``: the encoder's weights with its config, for downstream use.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import ssl_pde.config  # noqa: F401  (registers the config resolvers)
+from ssl_pde import CONFIG_DIR
+from ssl_pde.cli.common import fail, run_hydra_app
+from ssl_pde.data.schema import SchemaError
+
+log = logging.getLogger("ssl_pde.pretrain")
+_STARTED = [False]
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
+    """Instantiate the loggers; W&B gets the resolved config at init and a run id kept in run_dir."""
+    loggers = []
+    for name, lcfg in (cfg.get("logger") or {}).items():
+        if lcfg is None:
+            continue
+        if "Wandb" in lcfg._target_:
+            id_file = run_dir / "wandb_run_id.txt"
+            run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:12]
+            id_file.write_text(run_id)
+            make = hydra.utils.instantiate(lcfg, _partial_=True)  # `config` clashes with instantiate's own argument
+            loggers.append(make(id=run_id, resume="allow", config=OmegaConf.to_container(cfg, resolve=True)))
+        else:
+            loggers.append(hydra.utils.instantiate(lcfg))
+        log.info("logger %s: %s", name, lcfg._target_)
+    return loggers
+
+
+def resolve_ckpt(cfg: DictConfig, run_dir: Path) -> str | None:
+    """``ckpt_path``: null, "last" (run_dir/checkpoints/last.ckpt) or a file; a missing one is an error."""
+    if cfg.ckpt_path in (None, ""):
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} not found (ckpt_path={cfg.ckpt_path})")
+    return str(path)
+
+
+def export_encoder(model: torch.nn.Module, cfg: DictConfig, path: Path) -> None:
+    """Save the encoder alone: weights plus the encoder and view configs needed to rebuild and feed it."""
+    torch.save(
+        {
+            "state_dict": model.encoder.state_dict(),
+            "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
+            "augment": OmegaConf.to_container(cfg.augment, resolve=True),
+            "pde": cfg.pde.name,
+        },
+        path,
+    )
+
+
+def pretrain(cfg: DictConfig) -> dict[str, Any]:
+    """Build everything from the config, fit, export; return the final logged metrics."""
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    L.seed_everything(cfg.seed, workers=True)
+    ckpt = resolve_ckpt(cfg, run_dir)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    views = hydra.utils.instantiate(cfg.augment)
+    encoder = hydra.utils.instantiate(cfg.encoder)
+    if cfg.compile:
+        encoder = torch.compile(encoder)
+    model = hydra.utils.instantiate(
+        cfg.method, encoder=encoder, views=views, optimizer=hydra.utils.instantiate(cfg.optim)
+    )
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=build_loggers(cfg, run_dir), callbacks=callbacks)
+    log.info("pretraining %s on %d trajectories, run_dir %s", cfg.pde.name, len(datamodule.train_set), run_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+    if cfg.export_encoder and trainer.is_global_zero:
+        export_encoder(model, cfg, run_dir / "encoder.pt")
+        log.info("encoder exported to %s", run_dir / "encoder.pt")
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="pretrain", version_base="1.3")
+def _main(cfg: DictConfig) -> None:
+    _STARTED[0] = True
+    try:
+        pretrain(cfg)
+    except (SchemaError, FileNotFoundError, FloatingPointError, ValueError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        print("interrupted: resume with ckpt_path=last", file=sys.stderr)
+        sys.exit(130)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run_hydra_app(_main, _STARTED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Datasets over HDF5 shards (schema v1) and the Lightning data module.
+
+HDF5 files are opened lazily, in the process that reads them (each DataLoader worker opens its own
+handles on first access; handles are never pickled), so nothing is opened before the fork. Small 1D
+sets can be preloaded into memory (``preload=True``), and moved to the GPU by the training module.
+"""
+
+from __future__ import annotations
+
+import bisect
+from pathlib import Path
+from typing import Any
+
+import h5py
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ssl_pde.data.schema import SchemaError, list_shards, validate_shard
+
+
+class TrajectoryDataset(Dataset):
+    """All trajectories of one split (a directory of shards).
+
+    Item ``i``: dict with ``u`` (T, C, X) float32, ``t`` (T,) float64, ``x`` (X,) float64,
+    ``length`` () float64 (domain length), ``index`` () int64, and ``params`` {name: () float64} for the
+    scalar parameters in ``param_names``.
+
+    Args:
+        directory: ``<data_dir>/<pde>/<split>``.
+        param_names: scalar parameters to return (e.g. ``["nu"]``).
+        preload: read everything into memory at construction.
+    """
+
+    def __init__(self, directory: str | Path, param_names: list[str] | tuple[str, ...] = (), preload: bool = False):
+        self.paths = list_shards(directory)
+        if not self.paths:
+            raise SchemaError(f"no shards under {str(directory)!r} (generate them with ssl-pde-generate)")
+        sizes = []
+        for p in self.paths:  # validated in this process; files are closed again before any fork
+            s = validate_shard(p, load_values=False)
+            missing = [n for n in param_names if n not in s.param_names]
+            if missing:
+                raise SchemaError(f"{p}: parameters {missing} not stored (have {s.param_names})")
+            sizes.append(s.n)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+        self.param_names = list(param_names)
+        self._files: dict[int, h5py.File] = {}
+        self._cache: dict[str, np.ndarray] | None = None
+        if preload:
+            self._cache = self._read_all()
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_files"] = {}  # h5py handles are per process
+        return state
+
+    def _file(self, k: int) -> h5py.File:
+        if k not in self._files:
+            self._files[k] = h5py.File(self.paths[k], "r")
+        return self._files[k]
+
+    def _read_all(self) -> dict[str, np.ndarray]:
+        keys = ["u", "t", "x", "params/domain_length", *[f"params/{n}" for n in self.param_names]]
+        out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        for p in self.paths:
+            with h5py.File(p, "r") as f:
+                for k in keys:
+                    out[k].append(f[k][...])
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if self._cache is not None:
+            c = self._cache
+            row = {k: c[k][i] for k in c}
+        else:
+            k = bisect.bisect_right(self.offsets, i) - 1
+            j = i - int(self.offsets[k])
+            f = self._file(k)
+            row = {"u": f["u"][j], "t": f["t"][j], "x": f["x"][j], "params/domain_length": f["params/domain_length"][j]}
+            for n in self.param_names:
+                row[f"params/{n}"] = f[f"params/{n}"][j]
+        return {
+            "u": torch.from_numpy(np.asarray(row["u"], dtype=np.float32)),
+            "t": torch.from_numpy(np.asarray(row["t"], dtype=np.float64)),
+            "x": torch.from_numpy(np.asarray(row["x"], dtype=np.float64)),
+            "length": torch.tensor(float(row["params/domain_length"]), dtype=torch.float64),
+            "index": torch.tensor(i, dtype=torch.int64),
+            "params": {n: torch.tensor(float(row[f"params/{n}"]), dtype=torch.float64) for n in self.param_names},
+        }
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed numpy in each worker from torch's per-worker, per-epoch base seed."""
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+class PDEDataModule(L.LightningDataModule):
+    """Train / valid loaders over ``<data_dir>/<pde>/<split>`` shards.
+
+    Args:
+        dir: root of the generated data (``<dir>/<pde>/<split>/shard-*.h5``).
+        pde: registry name.
+        batch_size: trajectories per batch (views are built from them on the device).
+        num_workers: DataLoader workers (each opens its own HDF5 handles).
+        preload: read the splits into memory.
+        param_names: scalar parameters returned with each item (the online probe's target among them).
+        probe_size: trajectories of the validation split used by the online probe (``None``: all).
+        train_split, val_split: split names.
+        seed: seed of the validation subset choice.
+    """
+
+    def __init__(
+        self,
+        dir: str,
+        pde: str,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        preload: bool = False,
+        param_names: list[str] | tuple[str, ...] = (),
+        probe_size: int | None = None,
+        train_split: str = "train",
+        val_split: str = "valid",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.data_dir, self.pde = Path(dir), pde
+        self.batch_size, self.num_workers, self.preload = batch_size, num_workers, preload
+        self.param_names = list(param_names)
+        self.probe_size, self.train_split, self.val_split, self.seed = probe_size, train_split, val_split, seed
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = TrajectoryDataset(
+                self.data_dir / self.pde / self.train_split, self.param_names, self.preload
+            )
+            val = TrajectoryDataset(self.data_dir / self.pde / self.val_split, self.param_names, self.preload)
+            if self.probe_size is not None and self.probe_size < len(val):
+                rng = np.random.default_rng(self.seed)
+                val = Subset(val, sorted(rng.choice(len(val), self.probe_size, replace=False).tolist()))
+            self.val_set = val
+
+    def _loader(self, ds: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            worker_init_fn=_seed_worker,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        return self._loader(self.train_set, shuffle=True, drop_last=len(self.train_set) > self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None
+        return self._loader(self.val_set, shuffle=False, drop_last=False)

@@ -1,0 +1,1 @@
+"""Thin LightningModules that take their parts (encoder, projector, views, optimizer) from Hydra."""

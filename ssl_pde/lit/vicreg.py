@@ -1,0 +1,156 @@
+"""VICReg pretraining module: views on the device, encoder -> projector -> VICReg, diagnostics."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from ssl_pde.augment.views import LieViews
+from ssl_pde.losses.vicreg import vicreg_loss
+from ssl_pde.metrics import rankme, ridge_probe
+
+Tensor = torch.Tensor
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -> Callable[[int], float]:
+    """LR multiplier: linear warmup over ``warmup_steps``, then cosine decay to ``min_ratio``."""
+
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(warmup_steps, 1)
+        frac = min(1.0, (step - warmup_steps) / max(total_steps - warmup_steps, 1))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+
+    return f
+
+
+class VICRegModule(L.LightningModule):
+    """VICReg on Lie-symmetry views.
+
+    Args:
+        encoder: (B, C, T, X) -> (B, D) representation.
+        projector: (B, D) -> (B, E) embedding.
+        views: builds two views of a batch on its device (:class:`~ssl_pde.augment.views.LieViews`).
+        optimizer: partial optimizer taking the parameter groups.
+        weight_decay: applied to weights only (not biases or normalisation parameters).
+        sim_coeff, std_coeff, cov_coeff: VICReg weights.
+        warmup_frac: fraction of the steps with linear LR warmup before cosine decay.
+        probe_param: stored parameter regressed by the online ridge probe each validation epoch.
+        probe_log: probe in log space (viscosity).
+        seed: base seed of the views (crop positions, group parameters): step and rank are mixed in.
+        fixed_views: reuse the same crops and group elements at every step (``debug=overfit`` only).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        projector: nn.Module,
+        views: LieViews,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        weight_decay: float = 1e-6,
+        sim_coeff: float = 25.0,
+        std_coeff: float = 25.0,
+        cov_coeff: float = 1.0,
+        warmup_frac: float = 0.05,
+        probe_param: str | None = None,
+        probe_log: bool = False,
+        seed: int = 0,
+        fixed_views: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "projector", "views", "optimizer"])
+        self.encoder, self.projector, self.views = encoder, projector, views
+        self.optimizer_factory = optimizer
+        self._val: list[tuple[Tensor, Tensor]] = []
+        self._t_last: float | None = None
+
+    # ------------------------------------------------------------------ data on the device
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        u = batch["u"][:, :, 0]  # (B, T, X): the first field
+        if not torch.isfinite(u).all():
+            bad = batch["index"][~torch.isfinite(u).flatten(1).all(1)].tolist()
+            raise FloatingPointError(f"non-finite values in the input data (trajectory indices {bad[:8]})")
+        args = (u, batch["t"], batch["x"], batch["length"])
+        if self.trainer is not None and self.trainer.training:
+            gen = torch.Generator(device=u.device)
+            step = 0 if self.hparams.fixed_views else self.global_step
+            gen.manual_seed(int(self.hparams.seed) * 1_000_003 + step * 7919 + self.global_rank)
+            batch["views"] = self.views.two_views(*args, gen)
+        else:
+            batch["view"] = self.views.eval_view(*args)
+        return batch
+
+    # ------------------------------------------------------------------ training
+    def forward(self, x: Tensor) -> Tensor:
+        """Representation of views x: (B, C, T, X) -> (B, D)."""
+        return self.encoder(x)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        v1, v2 = batch["views"]
+        z1, z2 = self.projector(self.encoder(v1)), self.projector(self.encoder(v2))
+        terms = vicreg_loss(z1, z2, self.hparams.sim_coeff, self.hparams.std_coeff, self.hparams.cov_coeff)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite VICReg loss at step {self.global_step} "
+                f"(invariance {float(terms['invariance']):.3g}, variance {float(terms['variance']):.3g}, "
+                f"covariance {float(terms['covariance']):.3g}); lower the learning rate or check the data"
+            )
+        bsz = v1.shape[0]
+        std = z1.detach().float().std(0)
+        now = time.perf_counter()
+        logs = {f"train/{k}": v.detach() for k, v in terms.items()}
+        logs.update({"train/emb_std_mean": std.mean(), "train/emb_std_min": std.min()})
+        if self._t_last is not None:
+            logs["train/samples_per_s"] = torch.tensor(bsz * self.trainer.world_size / max(now - self._t_last, 1e-9))
+        self._t_last = now
+        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=bsz)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=bsz)
+        self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=False, batch_size=bsz)
+        return loss
+
+    # ------------------------------------------------------------------ validation: rank and online probe
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        y = self.encoder(batch["view"]).float()
+        p = self.hparams.probe_param
+        label = batch["params"][p] if p else torch.zeros(y.shape[0], device=y.device)
+        self._val.append((y.detach(), label.detach()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        y = torch.cat([a for a, _ in self._val])
+        lab = torch.cat([b for _, b in self._val])
+        self._val.clear()
+        if self.trainer.world_size > 1:
+            y, lab = self.all_gather(y).flatten(0, 1), self.all_gather(lab).flatten(0, 1)
+        logs = {"val/rankme": rankme(y).float()}
+        if self.hparams.probe_param and y.shape[0] >= 8:
+            r = ridge_probe(y.cpu(), lab.cpu(), log_target=self.hparams.probe_log)
+            logs.update(
+                {
+                    "val/probe_nmse": torch.tensor(r["nmse"]),
+                    "val/probe_rel_l1": torch.tensor(r["rel_l1"]),
+                    "val/probe_floor_nmse": torch.tensor(r["floor_nmse"]),
+                }
+            )
+        self.log_dict(logs, sync_dist=False, rank_zero_only=True)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for p in self.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)  # biases and norm parameters: no decay
+        opt = self.optimizer_factory(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total, int(self.hparams.warmup_frac * total)))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

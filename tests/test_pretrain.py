@@ -1,0 +1,161 @@
+"""VICReg pretraining through the real command line on tiny generated data: checkpoints, offline W&B,
+resume, a falling loss, refusal of NaN data and of a diverging loss, and every config composing."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import hydra
+import numpy as np
+import pytest
+import torch
+
+import ssl_pde.config  # noqa: F401
+from data_gen.cli.generate import generate
+from ssl_pde import CONFIG_DIR
+from ssl_pde.models.encoders import ResNet18
+from tests.conftest import compose_cfg, generate_cfg
+
+CLI = [sys.executable, "-m", "ssl_pde.cli.pretrain"]
+
+
+@pytest.fixture(scope="module")
+def burgers_data(tmp_path_factory) -> Path:
+    """32 train and 16 valid tiny Burgers trajectories (nu in [0.05, 0.5]) from the real generator."""
+    root = tmp_path_factory.mktemp("pretrain_data")
+    for split, n in (("train", 32), ("valid", 16)):
+        cfg = generate_cfg("burgers", root, num_samples=n, shard_size=16)
+        cfg.split = split
+        generate(cfg)
+    return root
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        env={
+            "WANDB_MODE": "offline",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(Path.home()),
+            "PYTHONPATH": str(CONFIG_DIR.parent),
+        },
+    )
+
+
+def _metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_smoke_writes_checkpoints_wandb_and_encoder(burgers_data, tmp_path):
+    """debug=smoke: last/best checkpoints, CSV metrics, an offline W&B run holding config and metrics,
+    and an exported encoder that rebuilds from its own config."""
+    run = tmp_path / "run"
+    res = _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
+    rows = _metrics(run)
+    keys = set(rows[0])
+    for k in (
+        "train/loss",
+        "train/invariance",
+        "train/variance",
+        "train/covariance",
+        "train/emb_std_min",
+        "train/lr",
+        "val/rankme",
+        "val/probe_nmse",
+        "val/probe_floor_nmse",
+    ):
+        assert k in keys, k
+    assert any(r["val/probe_nmse"] for r in rows)
+    (wandb_file,) = glob.glob(str(run / "wandb" / "offline-run-*" / "run-*.wandb"))
+    blob = Path(wandb_file).read_bytes()
+    for needle in (b"train/invariance", b"val/probe_nmse", b"probe_param", b"VICRegModule"):
+        assert needle in blob, needle
+    exported = torch.load(run / "encoder.pt", weights_only=False)
+    enc = hydra.utils.instantiate(exported["encoder"])
+    enc.load_state_dict(exported["state_dict"])
+    assert isinstance(enc, ResNet18) and exported["pde"] == "burgers" and exported["augment"]["mode"] == "coords"
+
+
+def test_resume_continues_steps_and_wandb_run(burgers_data, tmp_path):
+    """ckpt_path=last restores the step count (and optimizer/scheduler) and reuses the W&B run id."""
+    run = tmp_path / "run"
+    assert _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}").returncode == 0
+    step0 = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    run_id = (run / "wandb_run_id.txt").read_text()
+    res = _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}", "ckpt_path=last", "trainer.max_epochs=4")
+    assert res.returncode == 0, res.stderr[-3000:]
+    ck = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ck["global_step"] == 2 * step0 == 16 and ck["epoch"] >= 3
+    assert "optimizer_states" in ck and "lr_schedulers" in ck
+    runs = sorted(glob.glob(str(run / "wandb" / "offline-run-*")))
+    assert len(runs) == 2 and all(r.endswith(run_id) for r in runs)
+    steps = [int(r["step"]) for r in _metrics(run) if r["train/loss"]]
+    assert max(steps) >= 2 * step0 - 1
+
+
+def test_loss_falls_when_overfitting_one_batch(burgers_data, tmp_path):
+    """debug=overfit (one batch, fixed views, 40 steps): the VICReg loss falls well below its start."""
+    run = tmp_path / "run"
+    res = _run("debug=overfit", f"data.dir={burgers_data}", f"run_dir={run}", "logger=csv")
+    assert res.returncode == 0, res.stderr[-3000:]
+    losses = [float(r["train/loss"]) for r in _metrics(run) if r["train/loss"]]
+    assert len(losses) == 40
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+
+
+def test_nan_in_data_stops_with_a_clear_message(burgers_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(burgers_data, data)
+    with h5py.File(data / "burgers" / "train" / "shard-00000.h5", "r+") as f:
+        u = f["u"][...]
+        u[3, 2, 0, 5] = np.nan
+        f["u"][...] = u
+    res = _run("debug=smoke", f"data.dir={data}", f"run_dir={tmp_path / 'run'}", "logger=csv")
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1].startswith("error: non-finite values in the input data")
+
+
+def test_diverging_loss_stops_with_a_clear_message(burgers_data, tmp_path):
+    res = _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={tmp_path / 'run'}", "logger=csv", "optim.lr=1e30")
+    assert res.returncode == 2
+    assert "non-finite VICReg loss at step" in res.stderr.strip().splitlines()[-1]
+
+
+def test_missing_data_or_checkpoint_is_refused(tmp_path):
+    res = _run("debug=smoke", f"data.dir={tmp_path / 'nothing'}", f"run_dir={tmp_path / 'run'}", "logger=csv")
+    assert res.returncode == 2 and "no shards under" in res.stderr
+    res = _run("debug=smoke", f"data.dir={tmp_path}", f"run_dir={tmp_path / 'run2'}", "ckpt_path=last")
+    assert res.returncode == 2 and "last.ckpt" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "overlay",
+    sorted(
+        [f"experiment={p.stem}" for p in (CONFIG_DIR / "experiment").glob("*.yaml")]
+        + [f"debug={p.stem}" for p in (CONFIG_DIR / "debug").glob("*.yaml")]
+        + ["trainer=ddp", "trainer=gpu", "augment.mode=resample"]
+    ),
+)
+def test_every_config_composes_and_instantiates(overlay, tmp_path):
+    """Each experiment/debug overlay composes in struct mode and builds its data module, views, encoder and
+    module (without fitting); the encoder accepts the views' channels."""
+    cfg = compose_cfg("pretrain", [overlay, f"run_dir={tmp_path}"])
+    dm = hydra.utils.instantiate(cfg.data)
+    views = hydra.utils.instantiate(cfg.augment)
+    enc = hydra.utils.instantiate(cfg.encoder)
+    model = hydra.utils.instantiate(cfg.method, encoder=enc, views=views, optimizer=hydra.utils.instantiate(cfg.optim))
+    assert dm.pde == cfg.pde.name and model.hparams.probe_param == cfg.pde.probe_param
+    out = enc(torch.zeros(2, views.channels, 16, 32))
+    assert out.shape == (2, cfg.method.projector.in_dim)
+    assert hydra.utils.get_class(cfg.trainer._target_).__name__ == "Trainer"

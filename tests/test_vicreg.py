@@ -1,0 +1,201 @@
+"""VICReg loss: exact values of the pinned convention, behaviour, reduced precision, and DDP gradients with gather."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ssl_pde.losses import covariance_loss, gather_with_grad, invariance_loss, variance_loss, vicreg_loss
+
+EPS = 1e-4
+
+
+def _hand_terms(a: list[list[float]], b: list[list[float]]) -> tuple[float, float, float, float, float]:
+    """(inv, v(a), v(b), c(a), c(b)) by explicit loops, independent of the implementation."""
+    n, d = len(a), len(a[0])
+    inv = sum((a[i][j] - b[i][j]) ** 2 for i in range(n) for j in range(d)) / (n * d)
+
+    def var_term(z):
+        hinge = 0.0
+        for j in range(d):
+            m = sum(z[i][j] for i in range(n)) / n
+            var = sum((z[i][j] - m) ** 2 for i in range(n)) / (n - 1)
+            hinge += max(0.0, 1.0 - math.sqrt(var + EPS))
+        return hinge / d
+
+    def cov_term(z):
+        m = [sum(z[i][j] for i in range(n)) / n for j in range(d)]
+        total = 0.0
+        for p in range(d):
+            for q in range(d):
+                if p != q:
+                    c = sum((z[i][p] - m[p]) * (z[i][q] - m[q]) for i in range(n)) / (n - 1)
+                    total += c**2
+        return total / d
+
+    return inv, var_term(a), var_term(b), cov_term(a), cov_term(b)
+
+
+def test_exact_values_pin_convention():
+    """Terms and total match hand-computed formulas: variance averaged over branches, covariance summed."""
+    k = torch.arange(15, dtype=torch.float64)
+    z1 = ((k**2 % 7) / 10).reshape(5, 3)  # small spread: the variance hinge is active
+    rows = torch.arange(5, dtype=torch.float64)[:, None]
+    z2 = rows * torch.tensor([1.0, -0.5, 0.8], dtype=torch.float64) + ((3 * k % 5) / 4).reshape(5, 3)  # correlated
+    inv, v1, v2, c1, c2 = _hand_terms(z1.tolist(), z2.tolist())
+    assert abs(v1 - v2) > 0.5 and c1 > 0 and c2 > 1
+
+    torch.testing.assert_close(invariance_loss(z1, z2).item(), inv, rtol=1e-12, atol=0)
+    torch.testing.assert_close(variance_loss(z1).item(), v1, rtol=1e-12, atol=0)
+    torch.testing.assert_close(variance_loss(z2).item(), v2, rtol=1e-12, atol=0)
+    torch.testing.assert_close(covariance_loss(z1).item(), c1, rtol=1e-12, atol=0)
+    torch.testing.assert_close(covariance_loss(z2).item(), c2, rtol=1e-12, atol=0)
+
+    out = vicreg_loss(z1, z2, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0, gather=False)
+    expected = 25 * inv + 25 * (v1 + v2) / 2 + 1 * (c1 + c2)
+    torch.testing.assert_close(out["loss"].item(), expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(out["invariance"].item(), inv, rtol=1e-12, atol=0)
+    torch.testing.assert_close(out["variance"].item(), (v1 + v2) / 2, rtol=1e-12, atol=0)
+    torch.testing.assert_close(out["covariance"].item(), c1 + c2, rtol=1e-12, atol=0)
+    # the other conventions give clearly different numbers on this input
+    for alt in (25 * inv + 25 * (v1 + v2) + (c1 + c2), 25 * inv + 25 * (v1 + v2) / 2 + (c1 + c2) / 2):
+        assert abs(out["loss"].item() - alt) > 1
+
+    # coefficients are applied to the right terms
+    out = vicreg_loss(z1, z2, sim_coeff=2.0, std_coeff=3.0, cov_coeff=5.0, gather=False)
+    torch.testing.assert_close(out["loss"].item(), 2 * inv + 3 * (v1 + v2) / 2 + 5 * (c1 + c2), rtol=1e-12, atol=0)
+
+
+def _hadamard(n: int) -> torch.Tensor:
+    h = torch.ones(1, 1)
+    while h.shape[0] < n:
+        h = torch.kron(torch.tensor([[1.0, 1.0], [1.0, -1.0]]), h)
+    return h
+
+
+def test_zero_terms():
+    """Invariance 0 for identical views; variance 0 when every std >= 1; covariance 0 for decorrelated columns."""
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    assert invariance_loss(z, z).item() == 0.0
+    h = _hadamard(8)[:, 1:]  # (8, 7): zero-mean, orthogonal +-1 columns, unbiased var 8/7
+    for scale in (1.0, 3.0):
+        assert variance_loss(scale * h).item() == 0.0
+        assert covariance_loss(scale * h).item() == pytest.approx(0.0, abs=1e-10)
+        out = vicreg_loss(scale * h, scale * h, gather=False)
+        assert out["loss"].item() == pytest.approx(0.0, abs=1e-10)
+    assert variance_loss(0.5 * h).item() == pytest.approx(1 - math.sqrt(2 / 7 + EPS))  # hinge active below std 1
+
+
+def test_loss_decreases_linear_model():
+    """~20 Adam steps of a tiny linear projector on fixed random views lower the loss."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 16, generator=gen)
+    x1, x2 = x + 0.1 * torch.randn(64, 16, generator=gen), x + 0.1 * torch.randn(64, 16, generator=gen)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(16, 8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        loss = vicreg_loss(model(x1), model(x2))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_reduced_precision_computed_in_float32():
+    """bf16 inputs and bf16 autocast: variance and covariance are computed in float32."""
+    gen = torch.Generator().manual_seed(0)
+    mix = torch.randn(16, 16, generator=gen) * 0.3
+    z1, z2 = (torch.randn(32, 16, generator=gen) @ mix for _ in range(2))
+    ref = vicreg_loss(z1, z2, gather=False)
+    b1, b2 = z1.bfloat16(), z2.bfloat16()
+    low = vicreg_loss(b1, b2, gather=False)
+    exact = vicreg_loss(b1.float(), b2.float(), gather=False)  # same values, float32 path
+    for key in ("variance", "covariance"):
+        assert low[key].dtype == torch.float32
+        torch.testing.assert_close(low[key], exact[key], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(low[key], ref[key], rtol=1e-2, atol=0)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        auto = vicreg_loss(z1, z2, gather=False)
+    for key in ("variance", "covariance"):
+        assert auto[key].dtype == torch.float32
+        torch.testing.assert_close(auto[key], ref[key], rtol=1e-6, atol=1e-7)
+
+
+def test_small_batch_raises():
+    """N < 2 (and malformed shapes) raise a ValueError."""
+    z = torch.zeros(1, 4)
+    for fn in (lambda: vicreg_loss(z, z), lambda: variance_loss(z), lambda: covariance_loss(z)):
+        with pytest.raises(ValueError, match="at least 2"):
+            fn()
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        vicreg_loss(torch.zeros(4, 3), torch.zeros(4, 2))
+
+
+WORLD, N_GLOBAL, D_IN, D_OUT = 2, 8, 6, 4
+
+
+def _ddp_problem() -> tuple[torch.Tensor, torch.Tensor, torch.nn.Linear]:
+    """Fixed global views (N_GLOBAL, D_IN) and a linear model with fixed initial weights (float64)."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(N_GLOBAL, D_IN, generator=gen, dtype=torch.float64)
+    x1 = x + 0.3 * torch.randn(N_GLOBAL, D_IN, generator=gen, dtype=torch.float64)
+    x2 = x + 0.3 * torch.randn(N_GLOBAL, D_IN, generator=gen, dtype=torch.float64)
+    torch.manual_seed(2)
+    return x1, x2, torch.nn.Linear(D_IN, D_OUT, dtype=torch.float64)
+
+
+def _ddp_worker(rank: int, init_method: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=WORLD)
+    try:
+        x1, x2, model = _ddp_problem()
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        n = N_GLOBAL // WORLD
+        local = slice(rank * n, (rank + 1) * n)
+        z1, z2 = ddp(torch.cat([x1[local], x2[local]])).chunk(2)  # one forward for both views
+        out = vicreg_loss(z1, z2, gather=True)
+        out["loss"].backward()  # DDP averages param.grad over ranks (all_reduce SUM / world size)
+        grads = [p.grad.clone() for p in model.parameters()]
+        torch.save({"out": {k: v.detach() for k, v in out.items()}, "grads": grads}, Path(out_dir) / f"{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gather_is_identity_without_process_group():
+    z = torch.randn(4, 3)
+    assert gather_with_grad(z) is z
+
+
+def test_ddp_gather_gradients_match_single_process(tmp_path):
+    """2 gloo ranks, half the batch each, gather=True: per-rank loss and DDP-averaged gradients equal the
+    single-process loss and gradient on the concatenated batch."""
+    ctx = mp.get_context("spawn")
+    init = f"file://{tmp_path / 'rendezvous'}"
+    procs = [ctx.Process(target=_ddp_worker, args=(r, init, str(tmp_path))) for r in range(WORLD)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    assert [p.exitcode for p in procs] == [0] * WORLD
+
+    x1, x2, model = _ddp_problem()
+    ref = vicreg_loss(model(x1), model(x2), gather=False)
+    ref["loss"].backward()
+    assert ref["variance"].item() > 0 and ref["covariance"].item() > 0  # all terms contribute to the gradient
+    for r in range(WORLD):
+        res = torch.load(tmp_path / f"{r}.pt")
+        for key, value in ref.items():
+            torch.testing.assert_close(res["out"][key], value.detach(), rtol=1e-10, atol=1e-12)
+        for g, p in zip(res["grads"], model.parameters(), strict=True):
+            torch.testing.assert_close(g, p.grad, rtol=1e-8, atol=1e-10)
