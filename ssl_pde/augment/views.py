@@ -167,7 +167,7 @@ class LieViews:
 
         Same layout and channels as :meth:`view` (coordinates relative to the crop origin in ``coords``).
         """
-        b, nt, nx = u.shape
+        _, nt, nx = u.shape
         if self.crop_t > nt or self.crop_x > nx:
             raise ValueError(f"crop ({self.crop_t}, {self.crop_x}) larger than the data ({nt}, {nx})")
         t0 = (nt - self.crop_t) // 2

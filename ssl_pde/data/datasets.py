@@ -94,13 +94,12 @@ class TrajectoryDataset(Dataset):
         }
 
 
-def _seed_worker(worker_id: int) -> None:
-    """Seed numpy in each worker from torch's per-worker, per-epoch base seed."""
-    np.random.seed(torch.initial_seed() % 2**32)
-
-
 class PDEDataModule(L.LightningDataModule):
     """Train / valid loaders over ``<data_dir>/<pde>/<split>`` shards.
+
+    Workers only read: every random choice (crops, group parameters) is made on the device by the
+    training module from an explicit generator seeded by (seed, step, rank), and the shuffling order by
+    Lightning's seeded sampler, so worker processes hold no random state of their own.
 
     Args:
         dir: root of the generated data (``<dir>/<pde>/<split>/shard-*.h5``).
@@ -154,7 +153,6 @@ class PDEDataModule(L.LightningDataModule):
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            worker_init_fn=_seed_worker,
             pin_memory=torch.cuda.is_available(),
         )
 
