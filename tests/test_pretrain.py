@@ -159,3 +159,14 @@ def test_every_config_composes_and_instantiates(overlay, tmp_path):
     out = enc(torch.zeros(2, views.channels, 16, 32))
     assert out.shape == (2, cfg.method.projector.in_dim)
     assert hydra.utils.get_class(cfg.trainer._target_).__name__ == "Trainer"
+
+
+def test_slurm_launcher_config_composes(tmp_path):
+    """The SLURM launcher overlay (hydra-submitit-launcher) composes with DDP over two nodes."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("pretrain", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.num_nodes=2",
+                                             f"run_dir={tmp_path}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.nodes == 2 and cfg.trainer.strategy == "ddp" and cfg.trainer.sync_batchnorm

@@ -15,7 +15,7 @@ import h5py
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from ssl_pde.data.schema import SchemaError, list_shards, validate_shard
 
@@ -73,6 +73,21 @@ class TrajectoryDataset(Dataset):
                     out[k].append(f[k][...])
         return {k: np.concatenate(v) for k, v in out.items()}
 
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        """A whole batch at once (the DataLoader's batched fetch): one fancy-index per array when preloaded."""
+        if self._cache is None:
+            return default_collate([self[i] for i in indices])
+        c, idx = self._cache, np.asarray(indices)
+        return {
+            "u": torch.from_numpy(np.ascontiguousarray(c["u"][idx], dtype=np.float32)),
+            "t": torch.from_numpy(np.ascontiguousarray(c["t"][idx], dtype=np.float64)),
+            "x": torch.from_numpy(np.ascontiguousarray(c["x"][idx], dtype=np.float64)),
+            "length": torch.from_numpy(np.ascontiguousarray(c["params/domain_length"][idx], dtype=np.float64)),
+            "index": torch.from_numpy(idx.astype(np.int64)),
+            "params": {n: torch.from_numpy(np.ascontiguousarray(c[f"params/{n}"][idx], dtype=np.float64))
+                       for n in self.param_names},
+        }
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         if self._cache is not None:
             c = self._cache
@@ -92,6 +107,10 @@ class TrajectoryDataset(Dataset):
             "index": torch.tensor(i, dtype=torch.int64),
             "params": {n: torch.tensor(float(row[f"params/{n}"]), dtype=torch.float64) for n in self.param_names},
         }
+
+
+def _already_collated(batch: dict[str, Any]) -> dict[str, Any]:
+    return batch
 
 
 class PDEDataModule(L.LightningDataModule):
@@ -146,8 +165,10 @@ class PDEDataModule(L.LightningDataModule):
             self.val_set = val
 
     def _loader(self, ds: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+        batched = isinstance(getattr(ds, "dataset", ds), TrajectoryDataset)  # __getitems__ returns a collated batch
         return DataLoader(
             ds,
+            collate_fn=_already_collated if batched else None,
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=drop_last,

@@ -77,14 +77,43 @@ class VICRegModule(L.LightningModule):
             bad = batch["index"][~torch.isfinite(u).flatten(1).all(1)].tolist()
             raise FloatingPointError(f"non-finite values in the input data (trajectory indices {bad[:8]})")
         args = (u, batch["t"], batch["x"], batch["length"])
+        fmt = torch.channels_last if u.is_cuda else torch.contiguous_format
         if self.trainer is not None and self.trainer.training:
             gen = torch.Generator(device=u.device)
             step = 0 if self.hparams.fixed_views else self.global_step
             gen.manual_seed(int(self.hparams.seed) * 1_000_003 + step * 7919 + self.global_rank)
-            batch["views"] = self.views.two_views(*args, gen)
+            batch["views"] = tuple(v.contiguous(memory_format=fmt) for v in self.views.two_views(*args, gen))
+            if self.global_step == 0 and self.global_rank == 0:
+                self._log_view_figure(u, batch["views"])
         else:
-            batch["view"] = self.views.eval_view(*args)
+            batch["view"] = self.views.eval_view(*args).contiguous(memory_format=fmt)
         return batch
+
+    def on_fit_start(self) -> None:
+        if self.device.type == "cuda":  # channels-last convolutions (views are made channels-last too)
+            self.encoder.to(memory_format=torch.channels_last)
+
+    def _log_view_figure(self, u: Tensor, views: tuple[Tensor, Tensor], n: int = 4) -> None:
+        """Send a figure of the first trajectories' two views to every logger that takes images (W&B)."""
+        loggers = [lg for lg in (self.loggers or []) if hasattr(lg, "log_image")]
+        if not loggers:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        n = min(n, u.shape[0])
+        fig, axes = plt.subplots(n, 3, figsize=(9, 2.2 * n), squeeze=False, constrained_layout=True)
+        for i in range(n):
+            axes[i, 0].imshow(u[i].float().cpu(), origin="lower", aspect="auto", cmap="RdBu_r")
+            for j, v in enumerate(views):
+                axes[i, j + 1].imshow(v[i, -1].float().cpu(), origin="lower", aspect="auto", cmap="RdBu_r")
+        for j, title in enumerate(("trajectory", "view 1 (field)", "view 2 (field)")):
+            axes[0, j].set_title(title)
+        for lg in loggers:
+            lg.log_image(key="views", images=[fig], step=0)
+        plt.close(fig)
 
     # ------------------------------------------------------------------ training
     def forward(self, x: Tensor) -> Tensor:

@@ -1,0 +1,205 @@
+"""Benchmark: samples/s of the full pretraining pipeline vs the encoder step alone, and peak memory.
+
+    python scripts/bench_train.py --device cpu                 # small CPU setting (batch 16, crops 64x128)
+    python scripts/bench_train.py --device cuda                # the issue's setting (batch 256, crops 128x256)
+
+Full pipeline: HDF5 shards (generated here by the project's generator) -> PDEDataModule (preloaded) ->
+transfer -> two Lie-symmetry views on the device -> encoder + projector + VICReg -> backward -> AdamW,
+run by the Lightning Trainer exactly as ``ssl-pde-pretrain`` does; timed between consecutive batch starts.
+Baseline: the same model step (forward of both views, loss, backward, optimizer) on views already on
+the device. Writes ``docs/benchmarks/train_<tag>.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+import ssl_pde.config  # noqa: F401
+
+
+class StepTimer(L.Callback):
+    """Wall-clock time between consecutive training-batch starts (includes loading, transfer, views)."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.starts.append(time.perf_counter())
+
+
+def main(argv: list[str] | None = None) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from data_gen.cli.generate import generate
+    from ssl_pde import CONFIG_DIR
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--crop", type=int, nargs=2, default=None, metavar=("T", "X"))
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (after warm-up)")
+    ap.add_argument("--n-traj", type=int, default=None, help="trajectories generated for the benchmark")
+    ap.add_argument("--mode", default="coords", choices=["coords", "resample"])
+    ap.add_argument("--tag", default=None)
+    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    args = ap.parse_args(argv)
+    cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
+    dev = torch.device("cuda" if cuda else "cpu")
+    batch = args.batch or (256 if cuda else 16)
+    crop = args.crop or ((128, 256) if cuda else (64, 128))
+    steps = args.steps or (50 if cuda else 8)
+    n_traj = args.n_traj or max(2 * batch, 64)
+    tag = args.tag or dev.type
+    tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    overrides_gen = [
+        "pde=burgers",
+        "solver.solver_nx=512",
+        "solver.dt_max=2e-3",
+        "solver.nu_min=2e-2",
+        f"out_dir={tmp}",
+        "progress=false",
+        f"device={dev.type}",
+    ]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        for split, n in (("train", n_traj), ("valid", 16)):
+            generate(compose("generate", overrides=[*overrides_gen, f"split={split}", f"num_samples={n}"]))
+        cfg = compose(
+            "pretrain",
+            overrides=[
+                f"data.dir={tmp}",
+                f"data.batch_size={batch}",
+                "data.preload=true",
+                "data.num_workers=0",
+                f"augment.crop_t={crop[0]}",
+                f"augment.crop_x={crop[1]}",
+                f"augment.mode={args.mode}",
+                "augment.strengths.scaling=0.04",
+                f"trainer={'gpu' if cuda else 'cpu'}",
+                f"run_dir={tmp / 'run'}",
+            ],
+        )
+    datamodule = instantiate(cfg.data)
+    views = instantiate(cfg.augment)
+    model = instantiate(cfg.method, encoder=instantiate(cfg.encoder), views=views, optimizer=instantiate(cfg.optim))
+    timer = StepTimer()
+    warm = 3
+    trainer = L.Trainer(
+        accelerator="gpu" if cuda else "cpu",
+        devices=1,
+        precision=cfg.trainer.precision,
+        max_steps=warm + steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[timer],
+    )
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    trainer.fit(model, datamodule=datamodule)
+    gaps = np.diff(timer.starts[warm:])
+    pipeline = batch / float(np.median(gaps))
+    peak_pipeline = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+
+    # Encoder step alone, on views already on the device.
+    model = model.to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ds = datamodule.train_set
+    b = ds.__getitems__(list(range(batch)))
+    u = b["u"][:, :, 0].to(dev)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    fmt = torch.channels_last if cuda else torch.contiguous_format
+    v1, v2 = (
+        v.contiguous(memory_format=fmt)
+        for v in views.two_views(u, b["t"].to(dev), b["x"].to(dev), b["length"].to(dev), gen)
+    )
+    from ssl_pde.losses.vicreg import vicreg_loss
+
+    def step() -> None:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+            z1, z2 = model.projector(model.encoder(v1)), model.projector(model.encoder(v2))
+        loss = vicreg_loss(z1, z2)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warm):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    alone = batch / float(np.median(times))
+    peak_alone = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    name = torch.cuda.get_device_name(dev) if cuda else platform.processor() or platform.machine()
+    cmd = "python " + " ".join(sys.argv)
+    res = {
+        "command": cmd,
+        "device": str(dev),
+        "device_name": name,
+        "torch": torch.__version__,
+        "batch": batch,
+        "crop": list(crop),
+        "mode": args.mode,
+        "precision": str(cfg.trainer.precision),
+        "steps": steps,
+        "pipeline_samples_per_s": pipeline,
+        "encoder_step_samples_per_s": alone,
+        "ratio": pipeline / alone,
+        "peak_gpu_gib_pipeline": peak_pipeline,
+        "peak_gpu_gib_encoder": peak_alone,
+        "peak_rss_gib": rss,
+        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+    def fmt_mem(v):
+        return f"{v:.2f} GiB" if v is not None else "n/a"
+
+    text = "\n".join(
+        [
+            f"# Training throughput: `{tag}`",
+            "",
+            f"{name}, torch {torch.__version__}, precision {cfg.trainer.precision}, batch {batch}, crops "
+            f"{crop[0]}x{crop[1]} ({args.mode} views), ResNet18 + 512-512-512 projector, median of {steps} steps.",
+            "",
+            "| measurement | samples/s | peak GPU memory |",
+            "|---|---|---|",
+            f"| full pipeline (loading + views + step, Lightning) | {pipeline:.1f} | {fmt_mem(peak_pipeline)} |",
+            f"| encoder step alone (views on device) | {alone:.1f} | {fmt_mem(peak_alone)} |",
+            f"| ratio | {100 * pipeline / alone:.1f} % | |",
+            "",
+            f"Peak host memory (max RSS): {rss:.2f} GiB. Produced by `{cmd}` on {res['date_utc']}.",
+            "",
+        ]
+    )
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"train_{tag}.md").write_text(text)
+    (args.out / f"train_{tag}.json").write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
