@@ -11,6 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+import ssl_pde.config  # noqa: F401  (config resolvers for composed configs)
 from ssl_pde import CONFIG_DIR
 
 os.environ.setdefault("WANDB_MODE", "offline")
