@@ -64,6 +64,7 @@ class LieViews:
         for name, s in strengths.items():
             if not (math.isfinite(s) and s >= 0):
                 raise ValueError(f"strength of {name} must be >= 0, got {s!r}")
+        self.pde = pde
         self.names = [n for n in spec.symmetries if strengths.get(n, 0.0) > 0]
         if mode == "resample":
             bad = [n for n in self.names if "whole line" in spec.symmetries[n].boundary]
@@ -74,6 +75,20 @@ class LieViews:
         self.mode, self.crop_t, self.crop_x = mode, crop_t, crop_x
         self.order, self.steps = order, steps
         self.relative_coords, self.time_degree = relative_coords, time_degree
+
+    def without_symmetries(self) -> LieViews:
+        """The same crops and layout with every generator off (the crops-only ablation)."""
+        return LieViews(
+            self.pde,
+            {},
+            self.mode,
+            self.crop_t,
+            self.crop_x,
+            self.order,
+            self.steps,
+            self.relative_coords,
+            self.time_degree,
+        )
 
     @property
     def channels(self) -> int:

@@ -66,6 +66,8 @@ def export_encoder(model: torch.nn.Module, cfg: DictConfig, path: Path) -> None:
             "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
             "augment": OmegaConf.to_container(cfg.augment, resolve=True),
             "pde": cfg.pde.name,
+            "probe_param": cfg.pde.probe_param,
+            "probe_log": cfg.pde.probe_log,
         },
         path,
     )

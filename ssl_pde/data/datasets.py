@@ -84,8 +84,10 @@ class TrajectoryDataset(Dataset):
             "x": torch.from_numpy(np.ascontiguousarray(c["x"][idx], dtype=np.float64)),
             "length": torch.from_numpy(np.ascontiguousarray(c["params/domain_length"][idx], dtype=np.float64)),
             "index": torch.from_numpy(idx.astype(np.int64)),
-            "params": {n: torch.from_numpy(np.ascontiguousarray(c[f"params/{n}"][idx], dtype=np.float64))
-                       for n in self.param_names},
+            "params": {
+                n: torch.from_numpy(np.ascontiguousarray(c[f"params/{n}"][idx], dtype=np.float64))
+                for n in self.param_names
+            },
         }
 
     def __getitem__(self, i: int) -> dict[str, Any]:

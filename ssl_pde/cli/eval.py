@@ -1,0 +1,201 @@
+"""``ssl-pde-eval task=regression ckpt=PATH``: frozen-encoder regression vs the supervised baseline.
+
+Writes ``results.json`` and ``results.md`` (mean ± std over seeds, the labelled-set size stated) and
+figures (predicted vs true parameter; a 2D PCA projection of the test representations coloured by the
+parameter) to ``out_dir``; prints the table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import ssl_pde.config  # noqa: F401
+from ssl_pde import CONFIG_DIR
+from ssl_pde.augment.views import LieViews
+from ssl_pde.cli.common import UserError, fail, resolve_device, run_hydra_app
+from ssl_pde.data.datasets import TrajectoryDataset
+from ssl_pde.data.schema import SchemaError
+from ssl_pde.eval.regression import Split, evaluate_seed
+
+log = logging.getLogger("ssl_pde.eval")
+_STARTED = [False]
+METHODS = ("ssl_linear", "ssl_mlp", "supervised", "floor")
+LABELS = {
+    "ssl_linear": "SSL encoder + linear (ridge) head",
+    "ssl_mlp": "SSL encoder + MLP head",
+    "supervised": "supervised ResNet18 from scratch",
+    "floor": "predict the mean (floor)",
+}
+
+
+def load_encoder(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild an encoder exported by ssl-pde-pretrain (``encoder.pt``); returns it frozen and its export."""
+    if not path.is_file():
+        raise UserError(f"checkpoint {str(path)!r} not found")
+    try:
+        exp = torch.load(path, map_location="cpu", weights_only=False)
+        enc = hydra.utils.instantiate(exp["encoder"])
+        enc.load_state_dict(exp["state_dict"])
+    except (KeyError, RuntimeError, TypeError, AttributeError) as e:
+        raise UserError(f"{path} is not an encoder exported by ssl-pde-pretrain ({type(e).__name__}: {e})") from None
+    enc.requires_grad_(False)
+    return enc.to(device).eval(), exp
+
+
+def summary_table(results: list[dict[str, Any]], n_labels: int, param: str, n_test: int) -> str:
+    lines = [
+        f"Regression of `{param}`: {n_labels} labelled trajectories, {n_test} test trajectories, "
+        f"{len(results)} seeds (mean ± std).",
+        "",
+        "| method | NMSE | relative L1 |",
+        "|---|---|---|",
+    ]
+    for m in METHODS:
+        a = np.array([r[m]["nmse"] for r in results])
+        b = np.array([r[m]["rel_l1"] for r in results])
+        lines.append(f"| {LABELS[m]} | {a.mean():.4g} ± {a.std():.2g} | {b.mean():.4g} ± {b.std():.2g} |")
+    ratio = np.array([r["supervised"]["nmse"] / r["ssl_linear"]["nmse"] for r in results])
+    lines += [
+        "",
+        f"Supervised / SSL-linear NMSE ratio: {ratio.mean():.2f} ± {ratio.std():.2f} (above 1: SSL wins). "
+        f"Supervised variant chosen on the validation split per seed: "
+        f"{', '.join(r['supervised_choice'] for r in results)}.",
+    ]
+    return "\n".join(lines)
+
+
+def plots(out: Path, test_y: torch.Tensor, run: dict[str, Any], param: str, log_axes: bool) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y = test_y.numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), constrained_layout=True)
+    for ax, m in zip(axes, ("ssl_linear", "supervised"), strict=True):
+        ax.scatter(y, run["preds"][m].numpy(), s=6, alpha=0.6)
+        lo, hi = float(y.min()), float(y.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xlabel(f"true {param}")
+        ax.set_ylabel(f"predicted {param}")
+        ax.set_title(LABELS[m])
+        if log_axes:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+    p1 = out / "pred_vs_true.png"
+    fig.savefig(p1, dpi=110)
+    plt.close(fig)
+    f = run["features"].double()
+    f = (f - f.mean(0)) / f.std(0).clamp_min(1e-8)
+    _, _, v = torch.pca_lowrank(f, q=2, center=True)
+    xy = (f @ v).numpy()
+    fig, ax = plt.subplots(figsize=(5, 4.2), constrained_layout=True)
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=np.log10(y) if log_axes else y, s=6, cmap="viridis")
+    fig.colorbar(sc, label=f"log10 {param}" if log_axes else param)
+    ax.set_title("test representations, first two principal components")
+    p2 = out / "representations_pca.png"
+    fig.savefig(p2, dpi=110)
+    plt.close(fig)
+    return [p1, p2]
+
+
+def run_regression(cfg: DictConfig) -> dict[str, Any]:
+    device = resolve_device(cfg.device)
+    ckpt = Path(cfg.ckpt)
+    encoder, exp = load_encoder(ckpt, device)
+    param = cfg.param or exp.get("probe_param")
+    log_target = exp.get("probe_log", False) if cfg.log_target is None else bool(cfg.log_target)
+    views = LieViews(**{k: v for k, v in exp["augment"].items() if k != "_target_"})
+    pde = exp["pde"]
+    root = Path(cfg.data.dir) / pde
+    splits = {s: TrajectoryDataset(root / s, [param], preload=True) for s in ("train", "valid", "test")}
+    if cfg.n_labels < 8 or cfg.n_labels > len(splits["train"]):
+        raise UserError(f"n_labels={cfg.n_labels} must lie in [8, {len(splits['train'])}] (train trajectories)")
+    train, valid, test = (Split.load(splits[s], param) for s in ("train", "valid", "test"))
+    out = Path(cfg.out_dir) if cfg.out_dir else ckpt.parent / f"eval_{cfg.task}"
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    runs, results = [], []
+    for seed in cfg.seeds:
+        log.info(
+            "seed %d: heads on %d labels, supervised baseline (%d steps x 2 variants)",
+            seed,
+            cfg.n_labels,
+            cfg.supervised.steps,
+        )
+        r = evaluate_seed(
+            encoder,
+            lambda: hydra.utils.instantiate(exp["encoder"]),
+            views,
+            train,
+            valid,
+            test,
+            cfg.n_labels,
+            int(seed),
+            log_target,
+            device,
+            cfg.supervised.steps,
+            cfg.supervised.batch,
+            cfg.supervised.lr,
+        )
+        runs.append(r)
+        results.append(r["metrics"])
+    table = summary_table(results, cfg.n_labels, param, len(test.y))
+    figs = plots(out, test.y, runs[0], param, log_target)
+    doc = {
+        "task": cfg.task,
+        "pde": pde,
+        "param": param,
+        "log_target": log_target,
+        "n_labels": cfg.n_labels,
+        "n_test": len(test.y),
+        "seeds": list(cfg.seeds),
+        "ckpt": str(ckpt),
+        "per_seed": results,
+        "summary": {
+            m: {
+                k: [float(np.mean([r[m][k] for r in results])), float(np.std([r[m][k] for r in results]))]
+                for k in ("nmse", "rel_l1")
+            }
+            for m in METHODS
+        },
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "seconds": time.perf_counter() - t0,
+    }
+    (out / "results.json").write_text(json.dumps(doc, indent=2))
+    (out / "results.md").write_text(f"# Frozen-encoder regression: {pde}\n\n{table}\n")
+    print(table)
+    print(f"\nresults: {out / 'results.json'}, {out / 'results.md'}; figures: {', '.join(str(f) for f in figs)}")
+    return doc
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
+def _main(cfg: DictConfig) -> None:
+    _STARTED[0] = True
+    try:
+        if cfg.task != "regression":
+            raise UserError(f"unknown task {cfg.task!r} (available: regression; timestep is not built yet)")
+        run_regression(cfg)
+    except (UserError, SchemaError, ValueError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run_hydra_app(_main, _STARTED)
+
+
+if __name__ == "__main__":
+    main()

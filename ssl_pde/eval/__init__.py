@@ -1,0 +1,1 @@
+"""Downstream evaluation of frozen encoders: parameter regression (and, later, time-stepping)."""
