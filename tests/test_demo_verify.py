@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from ssl_pde.data.schema import list_shards, validate_shard
@@ -12,27 +14,37 @@ from tests.conftest import TINY
 
 
 def test_demo_tiny(tmp_path):
-    """ssl-pde-demo runs every existing stage: all splits generated and valid, Radau agreement, a figure."""
-    small = {k: v for k, v in TINY["burgers"].items() if k not in ("nu_min", "nu_max")}
+    """ssl-pde-demo runs every stage at a tiny size: all splits generated and valid, Radau agreement, a
+    trajectory figure, pretraining with an exported encoder, and the regression table with its figures."""
+    small = TINY["burgers"]
     args = [f"solver.{k}={v}" for k, v in small.items()] + [
         f"out_dir={tmp_path}",
-        "splits.train=6",
-        "splits.valid=3",
-        "splits.test=3",
-        "shard_size=4",
-        "batch_size=4",
+        "splits.train=24",
+        "splits.valid=8",
+        "splits.test=8",
+        "shard_size=16",
+        "batch_size=8",
         "device=cpu",
         "progress=false",
+        "pretrain=['debug=smoke','logger=csv']",
+        "eval=['n_labels=8','supervised.steps=3','seeds=[0,1,2]','mlp_epochs=20']",
     ]
     res = subprocess.run([sys.executable, "-m", "ssl_pde.cli.demo", *args], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 0, res.stderr[-3000:]
     counts = {
         s: sum(validate_shard(p).n for p in list_shards(tmp_path / "burgers" / s)) for s in ("train", "valid", "test")
     }
-    assert counts == {"train": 6, "valid": 3, "test": 3}
+    assert counts == {"train": 24, "valid": 8, "test": 8}
     assert (tmp_path / "figures" / "trajectories.png").stat().st_size > 10_000
     line = next(ln for ln in res.stdout.splitlines() if "max relative L2 difference" in ln)
     assert float(line.rsplit(" ", 1)[1]) < 1e-6
+    assert (tmp_path / "pretrain" / "encoder.pt").is_file()
+    doc = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert doc["n_labels"] == 8 and len(doc["per_seed"]) == 3
+    for m in ("ssl_linear", "ssl_mlp", "supervised", "floor"):
+        assert all(np.isfinite(r[m]["nmse"]) for r in doc["per_seed"]), m
+    assert "| SSL encoder + linear (ridge) head |" in res.stdout
+    assert (tmp_path / "eval" / "pred_vs_true.png").is_file()
 
 
 def test_demo_bad_input(tmp_path):

@@ -166,7 +166,10 @@ def test_slurm_launcher_config_composes(tmp_path):
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("pretrain", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.num_nodes=2",
-                                             f"run_dir={tmp_path}"], return_hydra_config=True)
+        cfg = compose(
+            "pretrain",
+            overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.num_nodes=2", f"run_dir={tmp_path}"],
+            return_hydra_config=True,
+        )
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.nodes == 2 and cfg.trainer.strategy == "ddp" and cfg.trainer.sync_batchnorm
