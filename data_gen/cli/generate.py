@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -24,12 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from data_gen.solvers import SOLVERS, ConfigError
 from data_gen.verify import estimate_time_error
 from data_gen.writer import GenerationError, existing_shard_status, generate_shard_data, plan_shards, write_shard
-from ssl_pde import CONFIG_DIR
-from ssl_pde.cli.common import UserError, fail, resolve_device, run_hydra_app
+from ssl_pde.cli.common import UserError, hydra_entry, resolve_device
 from ssl_pde.data.schema import SPLITS, shard_path
 
 log = logging.getLogger("ssl_pde.generate")
-_STARTED = [False]
 
 
 def build_generator(solver_cfg: DictConfig):
@@ -163,22 +160,12 @@ def _generate_shards(cfg: DictConfig, gen, device, out_dir: Path, split_dir: Pat
     return paths
 
 
-@hydra.main(config_path=str(CONFIG_DIR), config_name="generate", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
-    _STARTED[0] = True
-    try:
-        generate(cfg)
-    except (UserError, ConfigError, GenerationError) as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        print("interrupted: complete shards are kept; rerun the same command to resume", file=sys.stderr)
-        sys.exit(130)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    run_hydra_app(_main, _STARTED)
-
+main = hydra_entry(
+    "generate",
+    generate,
+    (ConfigError, GenerationError),
+    "interrupted: complete shards are kept; rerun the same command to resume",
+)
 
 if __name__ == "__main__":
     main()

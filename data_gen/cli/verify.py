@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -27,11 +26,9 @@ from omegaconf import DictConfig
 from data_gen.cli.generate import build_generator
 from data_gen.solvers import ConfigError
 from data_gen.verify import reference_agreement, short_horizon, space_refinement, time_refinement
-from ssl_pde import CONFIG_DIR
-from ssl_pde.cli.common import UserError, fail, resolve_device, run_hydra_app
+from ssl_pde.cli.common import UserError, hydra_entry, resolve_device
 
 log = logging.getLogger("ssl_pde.verify")
-_STARTED = [False]
 
 
 def verify(cfg: DictConfig) -> str:
@@ -100,13 +97,9 @@ def verify(cfg: DictConfig) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(config_path=str(CONFIG_DIR), config_name="verify", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
-    _STARTED[0] = True
-    try:
-        report = verify(cfg)
-    except (UserError, ConfigError) as e:
-        fail(str(e))
+def verify_and_report(cfg: DictConfig) -> None:
+    """Print the report of :func:`verify` and write it to ``cfg.out`` when set."""
+    report = verify(cfg)
     print(report)
     if cfg.out:
         out = Path(cfg.out)
@@ -115,10 +108,7 @@ def _main(cfg: DictConfig) -> None:
         print(f"report written to {out}", file=sys.stderr)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    run_hydra_app(_main, _STARTED)
-
+main = hydra_entry("verify", verify_and_report, (ConfigError,))
 
 if __name__ == "__main__":
     main()

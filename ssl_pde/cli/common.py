@@ -11,9 +11,11 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import hydra
 import torch
+from omegaconf import DictConfig
 
 from ssl_pde import CONFIG_DIR
 
@@ -48,6 +50,36 @@ def check_group_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
             v = v.strip()
             if v and v != "null" and v not in options:
                 fail(f"unknown {key} {v!r} (choose from: {', '.join(options)})")
+
+
+def hydra_entry(
+    config_name: str,
+    task: Callable[[DictConfig], Any],
+    errors: tuple[type[BaseException], ...] = (),
+    on_interrupt: str = "interrupted",
+) -> Callable[[], None]:
+    """Console-script entry point running ``task`` as a Hydra application on ``configs/<config_name>.yaml``.
+
+    ``UserError`` and the given ``errors`` end as one line with exit status 2; Ctrl-C prints
+    ``on_interrupt`` and exits with 130; composition errors exit with 2 (:func:`run_hydra_app`).
+    """
+    started = [False]
+
+    @hydra.main(config_path=str(CONFIG_DIR), config_name=config_name, version_base="1.3")
+    def _main(cfg: DictConfig) -> None:
+        started[0] = True
+        try:
+            task(cfg)
+        except (UserError, *errors) as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            print(on_interrupt, file=sys.stderr)
+            sys.exit(130)
+
+    def main() -> None:
+        run_hydra_app(_main, started)
+
+    return main
 
 
 def run_hydra_app(hydra_main: Callable[[], None], started: list[bool]) -> None:

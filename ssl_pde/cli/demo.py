@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import copy
 import logging
-import sys
 import time
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig, open_dict
 
-from ssl_pde import CONFIG_DIR
-from ssl_pde.cli.common import UserError, fail, run_hydra_app
+from ssl_pde.cli.common import hydra_entry
 from ssl_pde.data.schema import SchemaError, list_shards, validate_shard
 
 log = logging.getLogger("ssl_pde.demo")
-_STARTED = [False]
 
 
 def plot_trajectories(split_dir: Path, out: Path, n: int = 4) -> Path:
@@ -121,14 +117,23 @@ def run_demo(cfg: DictConfig) -> dict:
     from ssl_pde.cli.pretrain import pretrain
 
     run_dir = out_dir / "pretrain"
-    pcfg = compose("pretrain", overrides=[*cfg.pretrain, f"data.dir={out_dir}", f"run_dir={run_dir}",
-                                          f"seed={cfg.seed}"])
+    pcfg = compose(
+        "pretrain", overrides=[*cfg.pretrain, f"data.dir={out_dir}", f"run_dir={run_dir}", f"seed={cfg.seed}"]
+    )
     t1 = time.perf_counter()
     metrics = pretrain(pcfg)
     summary["pretrain_seconds"] = round(time.perf_counter() - t1, 1)
     summary["pretrain_probe_nmse"] = metrics.get("val/probe_nmse")
-    ecfg = compose("eval", overrides=[*cfg.eval, f"ckpt={run_dir / 'encoder.pt'}", f"data.dir={out_dir}",
-                                      f"out_dir={out_dir / 'eval'}", f"device={cfg.device}"])
+    ecfg = compose(
+        "eval",
+        overrides=[
+            *cfg.eval,
+            f"ckpt={run_dir / 'encoder.pt'}",
+            f"data.dir={out_dir}",
+            f"out_dir={out_dir / 'eval'}",
+            f"device={cfg.device}",
+        ],
+    )
     print()
     doc = run_regression(ecfg)
     summary["eval"] = doc["summary"]
@@ -138,25 +143,14 @@ def run_demo(cfg: DictConfig) -> dict:
     return summary
 
 
-@hydra.main(config_path=str(CONFIG_DIR), config_name="demo", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
+def _errors() -> tuple[type[BaseException], ...]:
     from data_gen.solvers import ConfigError
     from data_gen.writer import GenerationError
 
-    _STARTED[0] = True
-    try:
-        run_demo(cfg)
-    except (UserError, ConfigError, GenerationError, SchemaError, FloatingPointError, FileNotFoundError) as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        print("interrupted: rerun ssl-pde-demo to resume", file=sys.stderr)
-        sys.exit(130)
+    return (ConfigError, GenerationError, SchemaError, FloatingPointError, FileNotFoundError)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    run_hydra_app(_main, _STARTED)
-
+main = hydra_entry("demo", run_demo, _errors(), "interrupted: rerun ssl-pde-demo to resume")
 
 if __name__ == "__main__":
     main()

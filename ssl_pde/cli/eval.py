@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import ssl_pde.config  # noqa: F401
-from ssl_pde import CONFIG_DIR
 from ssl_pde.augment.views import LieViews
-from ssl_pde.cli.common import UserError, fail, resolve_device, run_hydra_app
+from ssl_pde.cli.common import UserError, hydra_entry, resolve_device
 from ssl_pde.data.datasets import TrajectoryDataset
 from ssl_pde.data.schema import SchemaError
 from ssl_pde.eval.regression import Split, evaluate_seed
 
 log = logging.getLogger("ssl_pde.eval")
-_STARTED = [False]
 METHODS = ("ssl_linear", "ssl_mlp", "supervised", "floor")
 LABELS = {
     "ssl_linear": "SSL encoder + linear (ridge) head",
@@ -179,23 +176,14 @@ def run_regression(cfg: DictConfig) -> dict[str, Any]:
     return doc
 
 
-@hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
-    _STARTED[0] = True
-    try:
-        if cfg.task != "regression":
-            raise UserError(f"unknown task {cfg.task!r} (available: regression; timestep is not built yet)")
-        run_regression(cfg)
-    except (UserError, SchemaError, ValueError) as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        sys.exit(130)
+def run_task(cfg: DictConfig) -> dict[str, Any]:
+    """Dispatch on ``cfg.task``."""
+    if cfg.task != "regression":
+        raise UserError(f"unknown task {cfg.task!r} (available: regression; timestep is not built yet)")
+    return run_regression(cfg)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    run_hydra_app(_main, _STARTED)
-
+main = hydra_entry("eval", run_task, (SchemaError, ValueError))
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,6 @@ Writes ``run_dir/checkpoints/{last,best}.ckpt``, W&B (offline) and CSV logs, the
 from __future__ import annotations
 
 import logging
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import ssl_pde.config  # noqa: F401  (registers the config resolvers)
-from ssl_pde import CONFIG_DIR
-from ssl_pde.cli.common import fail, run_hydra_app
+from ssl_pde.cli.common import hydra_entry
 from ssl_pde.data.schema import SchemaError
 
 log = logging.getLogger("ssl_pde.pretrain")
-_STARTED = [False]
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
@@ -99,22 +96,12 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
-@hydra.main(config_path=str(CONFIG_DIR), config_name="pretrain", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
-    _STARTED[0] = True
-    try:
-        pretrain(cfg)
-    except (SchemaError, FileNotFoundError, FloatingPointError, ValueError) as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        print("interrupted: resume with ckpt_path=last", file=sys.stderr)
-        sys.exit(130)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    run_hydra_app(_main, _STARTED)
-
+main = hydra_entry(
+    "pretrain",
+    pretrain,
+    (SchemaError, FileNotFoundError, FloatingPointError, ValueError),
+    "interrupted: resume with ckpt_path=last",
+)
 
 if __name__ == "__main__":
     main()
