@@ -1,0 +1,122 @@
+"""Downstream regression: metric definitions by hand, a frozen encoder stays frozen, CLI errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from data_gen.cli.generate import generate
+from ssl_pde.augment.views import LieViews
+from ssl_pde.data.datasets import TrajectoryDataset
+from ssl_pde.eval.regression import Split, evaluate_seed
+from ssl_pde.metrics import nmse, rankme, rel_l1, ridge_probe
+from ssl_pde.models.encoders import ResNet18
+from tests.conftest import generate_cfg
+
+ENC_CFG = {"_target_": "ssl_pde.models.encoders.ResNet18", "in_channels": 3, "widths": [8, 16, 32, 64]}
+AUG = {
+    "pde": "burgers",
+    "strengths": {"space_translation": 1.0, "galilean_boost": 0.2},
+    "mode": "coords",
+    "crop_t": 8,
+    "crop_x": 32,
+}
+
+
+def test_metrics_by_hand():
+    """nmse = mean ||y^-y||^2/||y||^2 and rel_l1 = mean ||y^-y||_1/||y||_1 per DESIGN.md."""
+    y = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
+    p = torch.tensor([[1.5, 2.0], [2.0, 0.0]])
+    assert float(nmse(p, y)) == pytest.approx((0.25 / 5 + 2.0 / 10) / 2)
+    assert float(rel_l1(p, y)) == pytest.approx((0.5 / 3 + 2.0 / 4) / 2)
+    assert float(nmse(torch.tensor([2.0, 4.0]), torch.tensor([1.0, 2.0]))) == pytest.approx(1.0)
+    assert float(rankme(torch.eye(16))) == pytest.approx(16, rel=1e-4)
+    assert float(rankme(torch.ones(16, 1) @ torch.randn(1, 8))) == pytest.approx(1, rel=1e-3)
+
+
+def test_ridge_probe_recovers_a_linear_target():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 10, generator=g, dtype=torch.float64)
+    y = 0.1 * x @ torch.arange(1.0, 11.0, dtype=torch.float64) + 50  # well away from 0: per-sample NMSE
+    r = ridge_probe(x, y)
+    assert r["nmse"] < 1e-4 < r["floor_nmse"], r
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval_data")
+    for split, n in (("train", 24), ("valid", 8), ("test", 8)):
+        cfg = generate_cfg("burgers", root, num_samples=n, shard_size=16)
+        cfg.split = split
+        generate(cfg)
+    return {
+        s: Split.load(TrajectoryDataset(root / "burgers" / s, ["nu"], preload=True), "nu")
+        for s in ("train", "valid", "test")
+    }, root
+
+
+def test_frozen_encoder_is_unchanged_and_metrics_finite(splits):
+    """Evaluation never updates the pretrained encoder; every method's metrics are finite."""
+    data, _ = splits
+    torch.manual_seed(0)
+    enc = ResNet18(3, (8, 16, 32, 64)).eval().requires_grad_(False)
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    r = evaluate_seed(
+        enc,
+        lambda: ResNet18(3, (8, 16, 32, 64)),
+        LieViews(**AUG),
+        data["train"],
+        data["valid"],
+        data["test"],
+        16,
+        0,
+        True,
+        torch.device("cpu"),
+        3,
+        8,
+        1e-3,
+    )
+    for k, v in enc.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    for m in ("ssl_linear", "ssl_mlp", "supervised", "floor"):
+        assert np.isfinite(r["metrics"][m]["nmse"]) and np.isfinite(r["metrics"][m]["rel_l1"]), m
+    assert r["metrics"]["supervised_choice"] in ("supervised_lie", "supervised_crops")
+
+
+def _eval(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ssl_pde.cli.eval", *args], capture_output=True, text=True)
+
+
+def test_eval_cli_writes_results_and_refuses_bad_input(splits, tmp_path):
+    _, root = splits
+    ckpt = tmp_path / "encoder.pt"
+    torch.manual_seed(0)
+    enc = ResNet18(3, (8, 16, 32, 64))
+    torch.save(
+        {
+            "state_dict": enc.state_dict(),
+            "encoder": ENC_CFG,
+            "augment": AUG,
+            "pde": "burgers",
+            "probe_param": "nu",
+            "probe_log": True,
+        },
+        ckpt,
+    )
+    common = [f"data.dir={root}", "device=cpu", "supervised.steps=2", "mlp_epochs=5", f"out_dir={tmp_path / 'out'}"]
+    res = _eval(f"ckpt={ckpt}", "n_labels=16", "seeds=[0,1,2]", *common)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "results.md").is_file()
+    assert "predict the mean (floor)" in Path(tmp_path / "out" / "results.md").read_text()
+    for args, msg in (
+        ([f"ckpt={tmp_path / 'missing.pt'}", "n_labels=16"], "not found"),
+        ([f"ckpt={ckpt}", "n_labels=999"], "n_labels=999"),
+        ([f"ckpt={ckpt}", "task=forecast"], "unknown task 'forecast'"),
+    ):
+        bad = _eval(*args, *common)
+        assert bad.returncode == 2 and msg in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
