@@ -74,3 +74,17 @@ def ridge_probe(
         "floor_nmse": float(nmse(floor, ye)),
         "lambda": lam,
     }
+
+
+def rollout_errors(pred: Tensor, target: Tensor) -> Tensor:
+    """Per trajectory and predicted frame: ``e_k = ||u^_k - u_k||^2 / ||u_k||^2``; (B, K, X) -> (B, K)."""
+    p, y = pred.double().flatten(2), target.double().flatten(2)
+    return ((p - y) ** 2).sum(-1) / (y**2).sum(-1)
+
+
+def rollout_nmse(pred: Tensor, target: Tensor) -> dict[str, float]:
+    """DESIGN.md rollout metrics: the mean of e_k over frames and trajectories (``rollout_nmse``) and the
+    sum over frames averaged over trajectories (``rollout_nmse_sum``, the LPSDA convention), with the
+    number of predicted frames."""
+    e = rollout_errors(pred, target)
+    return {"rollout_nmse": float(e.mean()), "rollout_nmse_sum": float(e.sum(1).mean()), "frames": int(e.shape[1])}

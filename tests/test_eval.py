@@ -120,3 +120,71 @@ def test_eval_cli_writes_results_and_refuses_bad_input(splits, tmp_path):
     ):
         bad = _eval(*args, *common)
         assert bad.returncode == 2 and msg in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+
+
+def test_rollout_metrics_by_hand():
+    """e_k = ||u^_k - u_k||^2 / ||u_k||^2; rollout_nmse is its mean, rollout_nmse_sum the sum over frames."""
+    from ssl_pde.metrics import rollout_nmse
+
+    truth = torch.ones(2, 3, 4)
+    pred = truth.clone()
+    pred[0, 1] += 1.0  # e = 4 / 4 = 1 for trajectory 0, frame 1
+    pred[1, 2] += 0.5  # e = 1 / 4 = 0.25 for trajectory 1, frame 2
+    r = rollout_nmse(pred, truth)
+    assert r["frames"] == 3
+    assert r["rollout_nmse"] == pytest.approx((1 + 0.25) / 6)
+    assert r["rollout_nmse_sum"] == pytest.approx((1 + 0.25) / 2)
+
+
+def test_stepper_film_starts_as_the_unconditioned_map():
+    """FiLM weights start at zero, so every conditioning variant starts from the same function."""
+    from ssl_pde.models.timestepper import CNNStepper
+
+    torch.manual_seed(0)
+    a = CNNStepper(4, 2, 16, cond_dim=0)
+    torch.manual_seed(0)
+    b = CNNStepper(4, 2, 16, cond_dim=5)
+    u = torch.randn(3, 4, 32)
+    out = b(u, torch.randn(3, 5))
+    assert out.shape == (3, 2, 32)
+    torch.testing.assert_close(out, a(u))
+
+
+def test_eval_timestep_cli(splits, tmp_path):
+    """task=timestep trains the three variants and writes finite rollout metrics and a figure."""
+    import json
+
+    _, root = splits
+    ckpt = tmp_path / "encoder.pt"
+    torch.save(
+        {
+            "state_dict": ResNet18(3, (8, 16, 32, 64)).state_dict(),
+            "encoder": ENC_CFG,
+            "augment": AUG,
+            "pde": "burgers",
+            "probe_param": "nu",
+            "probe_log": True,
+        },
+        ckpt,
+    )
+    res = _eval(
+        f"ckpt={ckpt}",
+        "task=timestep",
+        f"data.dir={root}",
+        "device=cpu",
+        "n_labels=16",
+        "seeds=[0,1,2]",
+        "timestep.history=4",
+        "timestep.future=2",
+        "timestep.steps=3",
+        "timestep.width=8",
+        f"out_dir={tmp_path / 'ts'}",
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads((tmp_path / "ts" / "results.json").read_text())
+    for r in doc["per_seed"]:
+        assert set(r) == {"none", "param", "ssl"}
+        assert all(np.isfinite(v["rollout_nmse"]) and v["frames"] == 6 for v in r.values())
+    assert (tmp_path / "ts" / "rollouts.png").is_file()
+    bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.history=10", "timestep.future=5")
+    assert bad.returncode == 2 and "exceeds 11 frames" in bad.stderr
