@@ -88,26 +88,30 @@ def test_frozen_encoder_is_unchanged_and_metrics_finite(splits):
     assert r["metrics"]["supervised_choice"] in ("supervised_lie", "supervised_crops")
 
 
-def _eval(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ssl_pde.cli.eval", *args], capture_output=True, text=True)
-
-
-def test_eval_cli_writes_results_and_refuses_bad_input(splits, tmp_path):
-    _, root = splits
-    ckpt = tmp_path / "encoder.pt"
+def _save_encoder(path: Path) -> Path:
+    """An encoder export in the format of ssl-pde-pretrain (untrained weights)."""
     torch.manual_seed(0)
-    enc = ResNet18(3, (8, 16, 32, 64))
     torch.save(
         {
-            "state_dict": enc.state_dict(),
+            "state_dict": ResNet18(3, (8, 16, 32, 64)).state_dict(),
             "encoder": ENC_CFG,
             "augment": AUG,
             "pde": "burgers",
             "probe_param": "nu",
             "probe_log": True,
         },
-        ckpt,
+        path,
     )
+    return path
+
+
+def _eval(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ssl_pde.cli.eval", *args], capture_output=True, text=True)
+
+
+def test_eval_cli_writes_results_and_refuses_bad_input(splits, tmp_path):
+    _, root = splits
+    ckpt = _save_encoder(tmp_path / "encoder.pt")
     common = [f"data.dir={root}", "device=cpu", "supervised.steps=2", "mlp_epochs=5", f"out_dir={tmp_path / 'out'}"]
     res = _eval(f"ckpt={ckpt}", "n_labels=16", "seeds=[0,1,2]", *common)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -155,18 +159,7 @@ def test_eval_timestep_cli(splits, tmp_path):
     import json
 
     _, root = splits
-    ckpt = tmp_path / "encoder.pt"
-    torch.save(
-        {
-            "state_dict": ResNet18(3, (8, 16, 32, 64)).state_dict(),
-            "encoder": ENC_CFG,
-            "augment": AUG,
-            "pde": "burgers",
-            "probe_param": "nu",
-            "probe_log": True,
-        },
-        ckpt,
-    )
+    ckpt = _save_encoder(tmp_path / "encoder.pt")
     res = _eval(
         f"ckpt={ckpt}",
         "task=timestep",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,20 +107,50 @@ def plots(out: Path, test_y: torch.Tensor, run: dict[str, Any], param: str, log_
     return [p1, p2]
 
 
-def run_regression(cfg: DictConfig) -> dict[str, Any]:
+@dataclass
+class EvalSetup:
+    """What every task needs: the frozen encoder, its export, target, views, splits and output folder."""
+
+    device: torch.device
+    ckpt: Path
+    encoder: torch.nn.Module
+    exp: dict[str, Any]
+    param: str
+    log_target: bool
+    views: LieViews
+    splits: dict[str, Split]
+    out: Path
+
+
+def setup_task(cfg: DictConfig, split_names: tuple[str, ...]) -> EvalSetup:
+    """Load the encoder named by ``cfg.ckpt`` and the splits of its PDE; choose the output folder."""
     device = resolve_device(cfg.device)
     ckpt = Path(cfg.ckpt)
     encoder, exp = load_encoder(ckpt, device)
     param = cfg.param or exp.get("probe_param")
     log_target = exp.get("probe_log", False) if cfg.log_target is None else bool(cfg.log_target)
     views = LieViews(**{k: v for k, v in exp["augment"].items() if k != "_target_"})
-    pde = exp["pde"]
-    root = Path(cfg.data.dir) / pde
-    splits = {s: TrajectoryDataset(root / s, [param], preload=True) for s in ("train", "valid", "test")}
-    if cfg.n_labels < 8 or cfg.n_labels > len(splits["train"]):
-        raise UserError(f"n_labels={cfg.n_labels} must lie in [8, {len(splits['train'])}] (train trajectories)")
-    train, valid, test = (Split.load(splits[s], param) for s in ("train", "valid", "test"))
+    root = Path(cfg.data.dir) / exp["pde"]
+    splits = {s: Split.load(TrajectoryDataset(root / s, [param], preload=True), param) for s in split_names}
     out = Path(cfg.out_dir) if cfg.out_dir else ckpt.parent / f"eval_{cfg.task}"
+    return EvalSetup(device, ckpt, encoder, exp, param, log_target, views, splits, out)
+
+
+def write_results(out: Path, doc: dict[str, Any], title: str, table: str, figures: list[Path]) -> None:
+    """results.json, results.md, and the table and paths on stdout."""
+    (out / "results.json").write_text(json.dumps(doc, indent=2))
+    (out / "results.md").write_text(f"# {title}\n\n{table}\n")
+    print(table)
+    print(f"\nresults: {out / 'results.json'}, {out / 'results.md'}; figures: {', '.join(map(str, figures))}")
+
+
+def run_regression(cfg: DictConfig) -> dict[str, Any]:
+    st = setup_task(cfg, ("train", "valid", "test"))
+    device, encoder, exp, param, log_target, views = st.device, st.encoder, st.exp, st.param, st.log_target, st.views
+    pde, ckpt, out = exp["pde"], st.ckpt, st.out
+    train, valid, test = st.splits["train"], st.splits["valid"], st.splits["test"]
+    if cfg.n_labels < 8 or cfg.n_labels > len(train.y):
+        raise UserError(f"n_labels={cfg.n_labels} must lie in [8, {len(train.y)}] (train trajectories)")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     runs, results = [], []
@@ -169,10 +200,7 @@ def run_regression(cfg: DictConfig) -> dict[str, Any]:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "seconds": time.perf_counter() - t0,
     }
-    (out / "results.json").write_text(json.dumps(doc, indent=2))
-    (out / "results.md").write_text(f"# Frozen-encoder regression: {pde}\n\n{table}\n")
-    print(table)
-    print(f"\nresults: {out / 'results.json'}, {out / 'results.md'}; figures: {', '.join(str(f) for f in figs)}")
+    write_results(out, doc, f"Frozen-encoder regression: {pde}", table, figs)
     return doc
 
 
@@ -180,21 +208,15 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
     """Time-stepping with conditioning none / true parameter / SSL representation, over seeds."""
     from ssl_pde.eval.timestep import VARIANTS, evaluate_timestep_seed
 
-    device = resolve_device(cfg.device)
-    ckpt = Path(cfg.ckpt)
-    encoder, exp = load_encoder(ckpt, device)
-    param = cfg.param or exp.get("probe_param")
-    log_target = exp.get("probe_log", False) if cfg.log_target is None else bool(cfg.log_target)
-    views = LieViews(**{k: v for k, v in exp["augment"].items() if k != "_target_"})
-    root = Path(cfg.data.dir) / exp["pde"]
-    train, test = (Split.load(TrajectoryDataset(root / s, [param], preload=True), param) for s in ("train", "test"))
+    st = setup_task(cfg, ("train", "test"))
+    device, encoder, exp, param, log_target, views = st.device, st.encoder, st.exp, st.param, st.log_target, st.views
+    train, test, out = st.splits["train"], st.splits["test"], st.out
     ts = cfg.timestep
     if ts.history + ts.future > train.u.shape[1]:
         raise UserError(
             f"timestep.history + timestep.future = {ts.history + ts.future} exceeds {train.u.shape[1]} frames"
         )
     n = min(cfg.n_labels, len(train.y))
-    out = Path(cfg.out_dir) if cfg.out_dir else ckpt.parent / "eval_timestep"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     results, first = [], None
@@ -245,10 +267,7 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "seconds": time.perf_counter() - t0,
     }
-    (out / "results.json").write_text(json.dumps(doc, indent=2))
-    (out / "results.md").write_text(f"# Conditioned time-stepping: {exp['pde']}\n\n{table}\n")
-    print(table)
-    print(f"\nresults: {out / 'results.json'}, {out / 'results.md'}; figure: {fig}")
+    write_results(out, doc, f"Conditioned time-stepping: {exp['pde']}", table, [fig])
     return doc
 
 
