@@ -5,7 +5,7 @@ Seeds: trajectory slot ``i`` of shard ``s`` of split ``split`` under base seed `
 trajectories continue the index past the shard size. Shards can therefore be made on any machine, in
 any order, and a rerun with the same settings is bit-identical on the same device type.
 
-Atomicity: a shard is written to ``shard-XXXXX.h5.tmp`` beside its final name and renamed when
+Atomicity: a shard is written to ``shard-NNNNN.h5.tmp`` beside its final name and renamed when
 complete (``complete`` is the last attribute written), so an interrupted run never leaves a file that
 looks complete; the next run deletes stale temporary files and regenerates only missing shards.
 """

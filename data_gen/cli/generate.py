@@ -2,7 +2,7 @@
 
     ssl-pde-generate pde=kdv split=train num_samples=10000 out_dir=data device=auto seed=0
 
-Shards land in ``<out_dir>/<pde>/<split>/shard-XXXXX.h5``. Rerunning the same command skips complete
+Shards land in ``<out_dir>/<pde>/<split>/shard-NNNNN.h5``. Rerunning the same command skips complete
 shards made with the same settings and regenerates the rest, so a killed run resumes where it stopped.
 """
 

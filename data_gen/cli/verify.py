@@ -57,9 +57,8 @@ def verify(cfg: DictConfig) -> str:
     ]
     for r in time_refinement(short, seeds, list(st.substeps), str(device)):
         lines.append(f"| {r.resolution:.4g} | {r.error:.3e} | {r.order:.2f} |")
-    dt_gen = float(np.max(gen.stored_times(gen.sample_params(seeds))[1])) / gen.substeps(
-        gen.stored_times(gen.sample_params(seeds))[1]
-    )
+    dt_store = gen.stored_times(gen.sample_params(seeds))[1]
+    dt_gen = float(np.max(dt_store)) / gen.substeps(dt_store)
     lines += [
         "",
         f"Generation runs at internal dt = {dt_gen:.4g}. ETDRK4 is fourth order; on stiff problems the "
