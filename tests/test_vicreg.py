@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 from pathlib import Path
 
 import pytest
@@ -165,8 +166,17 @@ def _ddp_worker(rank: int, init_method: str, out_dir: str) -> None:
         out["loss"].backward()  # DDP averages param.grad over ranks (all_reduce SUM / world size)
         grads = [p.grad.clone() for p in model.parameters()]
         torch.save({"out": {k: v.detach() for k, v in out.items()}, "grads": grads}, Path(out_dir) / f"{rank}.pt")
+        # Both ranks reach this point before either tears gloo down: without it, a rank that exits first can
+        # close the pair a peer's background thread still reads from, which aborts the peer (SIGABRT).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_gather_is_identity_without_process_group():
@@ -178,7 +188,7 @@ def test_ddp_gather_gradients_match_single_process(tmp_path):
     """2 gloo ranks, half the batch each, gather=True: per-rank loss and DDP-averaged gradients equal the
     single-process loss and gradient on the concatenated batch."""
     ctx = mp.get_context("spawn")
-    init = f"file://{tmp_path / 'rendezvous'}"
+    init = f"tcp://127.0.0.1:{_free_port()}"  # TCPStore, as torchrun/Lightning use (env://)
     procs = [ctx.Process(target=_ddp_worker, args=(r, init, str(tmp_path))) for r in range(WORLD)]
     for p in procs:
         p.start()
