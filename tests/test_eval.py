@@ -140,18 +140,57 @@ def test_rollout_metrics_by_hand():
     assert r["rollout_nmse_sum"] == pytest.approx((1 + 0.25) / 2)
 
 
-def test_stepper_film_starts_as_the_unconditioned_map():
-    """FiLM weights start at zero, so every conditioning variant starts from the same function."""
-    from ssl_pde.models.timestepper import CNNStepper
+@pytest.mark.parametrize("arch", ["cnn", "fno"])
+@pytest.mark.parametrize("hidden", [0, 7])
+def test_stepper_film_starts_as_the_unconditioned_map(arch, hidden):
+    """FiLM weights start at zero, so every conditioning variant starts from the same function; after one
+    optimiser step on a condition-dependent target the condition changes the output."""
+    from ssl_pde.models.timestepper import build_stepper
 
     torch.manual_seed(0)
-    a = CNNStepper(4, 2, 16, cond_dim=0)
+    a = build_stepper(arch, 4, 2, 16, cond_dim=0)
     torch.manual_seed(0)
-    b = CNNStepper(4, 2, 16, cond_dim=5)
-    u = torch.randn(3, 4, 32)
-    out = b(u, torch.randn(3, 5))
+    b = build_stepper(arch, 4, 2, 16, cond_dim=5, cond_hidden=hidden)
+    u, c = torch.randn(3, 4, 32), torch.randn(3, 5)
+    out = b(u, c)
     assert out.shape == (3, 2, 32)
     torch.testing.assert_close(out, a(u))
+    opt = torch.optim.SGD(b.parameters(), lr=0.1)
+    ((b(u, c) - c[:, :1, None]) ** 2).mean().backward()
+    opt.step()
+    assert not torch.allclose(b(u, c), b(u, -c))
+    with pytest.raises(ValueError, match="needs cond"):
+        b(u)
+
+
+def test_fno_spectral_layer_is_translation_equivariant():
+    """A Fourier layer commutes with periodic shifts (exact: it is diagonal in Fourier space)."""
+    from ssl_pde.models.timestepper import SpectralConv1d
+
+    torch.manual_seed(0)
+    layer = SpectralConv1d(6, 8)
+    h = torch.randn(2, 6, 64)
+    torch.testing.assert_close(layer(torch.roll(h, 5, -1)), torch.roll(layer(h), 5, -1), atol=1e-5, rtol=1e-5)
+
+
+def test_reduce_conditions_keeps_the_leading_principal_components():
+    """A condition whose variance lies in 2 known directions: 2 PCs span them, train stats are (0, 1)."""
+    from ssl_pde.eval.timestep import reduce_conditions
+
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(200, 2, generator=gen) * torch.tensor([5.0, 2.0])
+    mix = torch.linalg.qr(torch.randn(10, 10, generator=gen))[0][:2]  # (2, 10) orthonormal rows
+    c = z @ mix + 1e-3 * torch.randn(200, 10, generator=gen)
+    tr, te = reduce_conditions(c[:150], c[150:], 2)
+    assert tr.shape == (150, 2) and te.shape == (50, 2)
+    torch.testing.assert_close(tr.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(tr.std(0), torch.ones(2), atol=1e-5, rtol=0)
+    # the 2 components determine the original (standardised) condition up to the noise
+    coef = torch.linalg.lstsq(tr, (c[:150] - c[:150].mean(0)) / c[:150].std(0)).solution
+    resid = (c[150:] - c[:150].mean(0)) / c[:150].std(0) - te @ coef
+    assert resid.abs().max() < 0.05
+    full_tr, _ = reduce_conditions(c[:150], c[150:], None)
+    assert full_tr.shape == (150, 10)
 
 
 def test_eval_timestep_cli(splits, tmp_path):
@@ -171,6 +210,8 @@ def test_eval_timestep_cli(splits, tmp_path):
         "timestep.future=2",
         "timestep.steps=3",
         "timestep.width=8",
+        "timestep.arch=fno",
+        "timestep.ssl_dims=3",
         f"out_dir={tmp_path / 'ts'}",
     )
     assert res.returncode == 0, res.stderr[-2000:]
@@ -181,3 +222,5 @@ def test_eval_timestep_cli(splits, tmp_path):
     assert (tmp_path / "ts" / "rollouts.png").is_file()
     bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.history=10", "timestep.future=5")
     assert bad.returncode == 2 and "exceeds 11 frames" in bad.stderr
+    bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.arch=unet")
+    assert bad.returncode == 2 and "unknown timestep.arch 'unet'" in bad.stderr

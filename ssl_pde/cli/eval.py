@@ -208,10 +208,16 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
     """Time-stepping with conditioning none / true parameter / SSL representation, over seeds."""
     from ssl_pde.eval.timestep import VARIANTS, evaluate_timestep_seed
 
+    from ssl_pde.models.timestepper import STEPPERS
+
+    ts = cfg.timestep
+    if ts.arch not in STEPPERS:
+        raise UserError(f"unknown timestep.arch {ts.arch!r} (available: {', '.join(STEPPERS)})")
+    if ts.ssl_dims is not None and ts.ssl_dims < 1:
+        raise UserError(f"timestep.ssl_dims must be a positive integer or null, got {ts.ssl_dims}")
     st = setup_task(cfg, ("train", "test"))
     device, encoder, exp, param, log_target, views = st.device, st.encoder, st.exp, st.param, st.log_target, st.views
     train, test, out = st.splits["train"], st.splits["test"], st.out
-    ts = cfg.timestep
     if ts.history + ts.future > train.u.shape[1]:
         raise UserError(
             f"timestep.history + timestep.future = {ts.history + ts.future} exceeds {train.u.shape[1]} frames"
@@ -238,13 +244,18 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
             ts.batch,
             ts.lr,
             ts.width,
+            ts.arch,
+            ts.cond_hidden,
+            ts.ssl_dims,
         )
         results.append(r["metrics"])
         first = first or r["rollouts"]
     k = results[0]["none"]["frames"]
     lines = [
         f"Time-stepping ({exp['pde']}): {n} training trajectories, {len(test.y)} test trajectories, rollout of "
-        f"{k} frames from frame {ts.history} ({ts.history} in, {ts.future} out per step), {len(results)} seeds.",
+        f"{k} frames from frame {ts.history} ({ts.history} in, {ts.future} out per step), {len(results)} seeds; "
+        f"stepper {ts.arch} (width {ts.width}, {ts.steps} steps), SSL condition "
+        f"{'all dimensions' if ts.ssl_dims is None else f'{ts.ssl_dims} principal components'}.",
         "",
         "| conditioning | rollout_nmse (mean over frames) | rollout_nmse_sum (over frames) |",
         "|---|---|---|",

@@ -1,10 +1,12 @@
 """Conditioned neural time-stepping: none / true parameter / frozen SSL representation, same FiLM path.
 
-Each variant trains the same :class:`~ssl_pde.models.timestepper.CNNStepper` (same seed, steps and data)
-to map ``history`` frames to the next ``future`` frames at random start times of the labelled train
-trajectories, then rolls out autoregressively on the test split from frame ``history`` to the end. The
-condition is fixed for a rollout: the standardised true parameter, or the frozen encoder's representation
-of the initial (true) input window. Metrics: :func:`~ssl_pde.metrics.rollout_nmse`.
+Each variant trains the same stepper (:mod:`ssl_pde.models.timestepper`, ``arch`` "cnn" or "fno"; same
+seed, steps and data) to map ``history`` frames to the next ``future`` frames at random start times of the
+labelled train trajectories, then rolls out autoregressively on the test split from frame ``history`` to
+the end. The condition is fixed for a rollout: the standardised true parameter, or the frozen encoder's
+representation of the initial (true) input window, optionally reduced to its ``ssl_dims`` leading principal
+components (fitted on the train representations) so that a few labelled trajectories cannot be memorised
+through a wide condition. Metrics: :func:`~ssl_pde.metrics.rollout_nmse`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch import nn
 from ssl_pde.augment.views import LieViews
 from ssl_pde.eval.regression import Split
 from ssl_pde.metrics import rollout_nmse
-from ssl_pde.models.timestepper import CNNStepper
+from ssl_pde.models.timestepper import build_stepper
 
 Tensor = torch.Tensor
 VARIANTS = ("none", "param", "ssl")
@@ -51,6 +53,27 @@ def conditions(
     return torch.cat(out)
 
 
+def reduce_conditions(c_train: Tensor, c_test: Tensor, dims: int | None) -> tuple[Tensor, Tensor]:
+    """Standardise with train statistics; with ``dims``, keep the leading principal components of train.
+
+    Args:
+        c_train: (N, D) and c_test: (M, D) raw conditions.
+        dims: number of principal components kept (None or >= D: all, no rotation).
+
+    Returns:
+        (N, d) and (M, d) conditions with zero mean and unit std on train.
+    """
+    mu, sd = c_train.mean(0), c_train.std(0).clamp_min(1e-6)
+    c_train, c_test = (c_train - mu) / sd, (c_test - mu) / sd
+    if dims is not None and dims < c_train.shape[1]:
+        _, _, v = torch.linalg.svd(c_train.double(), full_matrices=False)
+        basis = v[:dims].T.float()  # (D, dims): directions of largest train variance
+        c_train, c_test = c_train @ basis, c_test @ basis
+        sd = c_train.std(0).clamp_min(1e-6)
+        c_train, c_test = c_train / sd, c_test / sd
+    return c_train, c_test
+
+
 def train_stepper(
     train: Split,
     cond: Tensor | None,
@@ -62,11 +85,13 @@ def train_stepper(
     width: int,
     seed: int,
     device: torch.device,
-) -> CNNStepper:
+    arch: str = "cnn",
+    cond_hidden: int = 0,
+) -> torch.nn.Module:
     """Train on random windows of the train trajectories (MSE on the next ``future`` frames)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = CNNStepper(history, future, width, 0 if cond is None else cond.shape[1]).to(device)
+    model = build_stepper(arch, history, future, width, 0 if cond is None else cond.shape[1], cond_hidden).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     n, nt = train.u.shape[:2]
@@ -85,7 +110,7 @@ def train_stepper(
 
 @torch.no_grad()
 def rollout(
-    model: CNNStepper, s: Split, cond: Tensor | None, history: int, future: int, device: torch.device
+    model: torch.nn.Module, s: Split, cond: Tensor | None, history: int, future: int, device: torch.device
 ) -> tuple[Tensor, Tensor]:
     """Autoregressive prediction from the first ``history`` true frames: (pred, truth), each (N, K, X)."""
     nt = s.u.shape[1]
@@ -118,6 +143,9 @@ def evaluate_timestep_seed(
     batch: int,
     lr: float,
     width: int,
+    arch: str = "cnn",
+    cond_hidden: int = 0,
+    ssl_dims: int | None = None,
 ) -> dict[str, Any]:
     """Every conditioning variant for one seed; returns metrics and the first test rollouts for plots."""
     window_views = views.without_symmetries()
@@ -126,10 +154,9 @@ def evaluate_timestep_seed(
     for variant in VARIANTS:
         c_train = conditions(variant, train, encoder, window_views, history, log_target, device)
         c_test = conditions(variant, test, encoder, window_views, history, log_target, device)
-        if c_train is not None:  # standardise with train statistics
-            mu, sd = c_train.mean(0), c_train.std(0).clamp_min(1e-6)
-            c_train, c_test = (c_train - mu) / sd, (c_test - mu) / sd
-        model = train_stepper(train, c_train, history, future, steps, batch, lr, width, seed, device)
+        if c_train is not None:
+            c_train, c_test = reduce_conditions(c_train, c_test, ssl_dims if variant == "ssl" else None)
+        model = train_stepper(train, c_train, history, future, steps, batch, lr, width, seed, device, arch, cond_hidden)
         pred, truth = rollout(model, test, c_test, history, future, device)
         result[variant] = rollout_nmse(pred, truth)
         rollouts[variant] = pred[:3]
