@@ -34,6 +34,32 @@ from pathlib import Path
 import numpy as np
 
 SCALES: dict[str, dict] = {
+    # A smoke run of the whole driver in about a minute per PDE (tests use it); its numbers mean nothing.
+    "tiny": {
+        "splits": {"train": 32, "valid": 16, "test": 16},
+        "generate": {
+            "burgers": (
+                "solver.nx=64 solver.nt=16 solver.nt_total=16 solver.t_end=0.5 solver.solver_nx=128 "
+                "solver.dt_max=0.005 solver.nu_min=0.05 solver.nu_max=0.5"
+            ).split(),
+            "kdv": (
+                "solver.nx=64 solver.nt=16 solver.nt_total=21 solver.length=32.0 solver.t_end=2.0 "
+                "solver.solver_nx=128 solver.dt_max=0.01"
+            ).split(),
+            "ks": (
+                "solver.nx=32 solver.nt=16 solver.nt_total=21 solver.length=22.0 solver.t_end=5.0 "
+                "solver.solver_nx=64 solver.dt_max=0.01"
+            ).split(),
+        },
+        "experiments": {},
+        "pretrain": ["debug=smoke", "trainer=cpu", "logger=csv"],
+        "labels": [16],
+        "eval": ["supervised.steps=2", "mlp_epochs=5", "seeds=[0,1,2]"],
+        "timestep": (
+            "timestep.history=4 timestep.future=2 timestep.steps=3 timestep.width=8 timestep.ssl_dims=2 seeds=[0,1,2]"
+        ).split(),
+        "archs": ["cnn", "fno"],
+    },
     # Laptop scale: small narrow encoders on 32 x 64 crops; the demo's cheaper Burgers.
     "cpu": {
         "splits": {"train": 1024, "valid": 128, "test": 256},
