@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 import torch
 
-from data_gen.solvers.base import GeneratedBatch, PeriodicGenerator1D
+from data_gen.solvers.base import GeneratedBatch, TrajectoryGenerator
 from ssl_pde import __version__
 from ssl_pde.data.schema import SCHEMA_VERSION, SPLITS, SchemaError, validate_shard
 
@@ -90,7 +90,7 @@ def plan_shards(num_samples: int, shard_size: int, solver_cfg: dict, base_seed: 
 
 
 def generate_shard_data(
-    gen: PeriodicGenerator1D,
+    gen: TrajectoryGenerator,
     base_seed: int,
     split: str,
     shard: int,
@@ -118,7 +118,7 @@ def generate_shard_data(
         want = min(batch_size, n - filled)
         seeds = np.array([trajectory_seed(base_seed, split, shard, next_index + i) for i in range(want)], np.int64)
         next_index += want
-        total_steps = gen.substeps(gen.stored_times(gen.sample_params(seeds[:1]))[1]) * (gen.nt_total - 1)
+        total_steps = gen.total_steps(seeds[:1])
         cb = None
         if progress is not None:
 
@@ -153,6 +153,7 @@ def _select(b: GeneratedBatch, idx: np.ndarray) -> GeneratedBatch:
         diagnostics={k: v[idx] for k, v in b.diagnostics.items()},
         ok=b.ok[idx],
         reasons=[b.reasons[i] for i in idx],
+        y=None if b.y is None else b.y[idx],
     )
 
 
@@ -165,6 +166,7 @@ def _concat(bs: list[GeneratedBatch]) -> GeneratedBatch:
         diagnostics={k: np.concatenate([b.diagnostics[k] for b in bs]) for k in bs[0].diagnostics},
         ok=np.concatenate([b.ok for b in bs]),
         reasons=[r for b in bs for r in b.reasons],
+        y=None if bs[0].y is None else np.concatenate([b.y for b in bs]),
     )
 
 
@@ -172,7 +174,7 @@ def write_shard(
     path: Path,
     data: GeneratedBatch,
     seeds: np.ndarray,
-    gen: PeriodicGenerator1D,
+    gen: TrajectoryGenerator,
     split: str,
     key: str,
     config_yaml: str,
@@ -181,26 +183,28 @@ def write_shard(
     """Write one complete shard atomically: ``path.tmp`` first, ``complete`` last, then rename."""
     spec = gen.spec
     tmp = path.with_name(path.name + ".tmp")
-    _, nt, nc, nx = data.u.shape
     sampling = gen.sampling_doc()
+    dims = "n t c x y" if data.u.ndim == 5 else "n t c x"
+    if (data.y is not None) != (data.u.ndim == 5):
+        raise ValueError(f"u has {data.u.ndim} dims but the y grid is {'missing' if data.y is None else 'given'}")
     try:
         with h5py.File(tmp, "w") as f:
-            u = f.create_dataset("u", data=data.u, chunks=(1, nt, nc, nx), compression="lzf", shuffle=True)
-            u.attrs["dims"] = "n t c x"
+            # one trajectory per chunk
+            u = f.create_dataset("u", data=data.u, chunks=(1, *data.u.shape[1:]), compression="lzf", shuffle=True)
+            u.attrs["dims"] = dims
             f.create_dataset("t", data=data.t.astype(np.float64))
             f.create_dataset("x", data=data.x.astype(np.float64))
+            if data.y is not None:
+                f.create_dataset("y", data=data.y.astype(np.float64))
             f.create_dataset("seed", data=seeds.astype(np.int64))
             for name in spec.param_names:
                 ds = f.create_dataset(f"params/{name}", data=data.params[name].astype(np.float64))
                 ds.attrs["description"] = spec.params_doc.get(name, name)
                 ds.attrs["sampling"] = sampling.get(name, "")
+            diag_doc = gen.diagnostics_doc()
             for name, v in data.diagnostics.items():
-                f.create_dataset(f"diagnostics/{name}", data=v.astype(np.float32))
-            f["diagnostics/spectral_tail"].attrs["description"] = (
-                "max over stored frames of the energy fraction (mean excluded) in the top third of the "
-                "retained (2/3-rule) modes of the solver grid"
-            )
-            f["diagnostics/max_abs"].attrs["description"] = "max |u| over stored frames"
+                ds = f.create_dataset(f"diagnostics/{name}", data=v.astype(np.float32))
+                ds.attrs["description"] = diag_doc.get(name, name)
             a = f.attrs
             a["schema_version"] = SCHEMA_VERSION
             a["pde"] = spec.name
@@ -216,7 +220,7 @@ def write_shard(
             a["created_utc"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             a["n_rejected"] = int(sum(rejections.values()))
             a["rejection_reasons"] = json.dumps(dict(rejections))
-            a["solver"] = "ETDRK4 (Kassam-Trefethen contour coefficients), 2/3 dealiasing, float64, stored float32"
+            a["solver"] = gen.solver_description
             a["complete"] = True
         os.replace(tmp, path)
     except BaseException:

@@ -1,7 +1,10 @@
-"""Per-PDE trajectory generators for periodic 1D equations: parameter sampling + batched ETDRK4 solve.
+"""Per-PDE trajectory generators: parameter sampling + batched solve.
 
 A generator turns a vector of per-trajectory seeds into trajectories. Each trajectory's parameters are
 drawn from ``numpy.random.default_rng(seed)`` in a fixed order, so the stored seed alone regenerates it.
+:class:`TrajectoryGenerator` is the protocol the writer (:mod:`data_gen.writer`) relies on;
+:class:`PeriodicGenerator1D` implements it for the periodic 1D equations (ETDRK4), and
+:class:`data_gen.solvers.ns2d.NS2DGenerator` for 2D Navier-Stokes with buoyancy.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ class GeneratedBatch:
     """Trajectories of one batch.
 
     Attributes:
-        u: (B, T, C, X) float32 on the stored grid.
+        u: (B, T, C, X) or (B, T, C, X, Y) float32 on the stored grid.
         t: (B, T) float64 stored times.
         x: (B, X) float64 stored grid.
         params: name -> (B,) or (B, k) float64.
         diagnostics: name -> (B,) float32.
         ok: (B,) bool, trajectory finite, bounded and resolved.
         reasons: (B,) str, why a trajectory is not ok ("" when ok).
+        y: (B, Y) float64 second stored grid coordinate (2D only).
     """
 
     u: np.ndarray
@@ -45,6 +49,7 @@ class GeneratedBatch:
     diagnostics: dict[str, np.ndarray]
     ok: np.ndarray
     reasons: list[str] = field(default_factory=list)
+    y: np.ndarray | None = None
 
 
 def _positive(name: str, value: float) -> None:
@@ -52,7 +57,62 @@ def _positive(name: str, value: float) -> None:
         raise ConfigError(f"{name} must be positive and finite, got {value!r}")
 
 
-class PeriodicGenerator1D(ABC):
+class TrajectoryGenerator(ABC):
+    """What the writer needs from a generator of one PDE.
+
+    Subclasses set ``pde`` (a key of ``PDES``) and ``solver_description`` (stored as the shard's ``solver``
+    attribute), store their constructor arguments in ``self._init_kwargs`` and implement sampling,
+    stored times and the batched :meth:`generate`.
+    """
+
+    pde: str = ""
+    solver_description: str = ""
+    _init_kwargs: dict
+
+    @property
+    def spec(self) -> PDESpec:
+        """The registry entry of this generator's PDE."""
+        return PDES[self.pde]
+
+    def init_kwargs(self) -> dict:
+        """The constructor arguments, so that a variant can be built with :meth:`with_overrides`."""
+        return dict(self._init_kwargs)
+
+    def with_overrides(self, **overrides) -> TrajectoryGenerator:
+        """A generator of the same PDE with some constructor arguments replaced."""
+        return type(self)(**{**self.init_kwargs(), **overrides})
+
+    @abstractmethod
+    def sampling_doc(self) -> dict[str, str]:
+        """How each parameter is sampled, stored as the ``sampling`` attribute."""
+
+    @abstractmethod
+    def diagnostics_doc(self) -> dict[str, str]:
+        """Description of each diagnostic, stored as its ``description`` attribute."""
+
+    @abstractmethod
+    def sample_params(self, seeds: np.ndarray) -> dict[str, np.ndarray]:
+        """Every parameter of each trajectory, drawn from its own seed: name -> (B,) or (B, k) float64."""
+
+    @abstractmethod
+    def stored_times(self, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Stored frame times (B, nt) float64 and the interval between them (B,)."""
+
+    @abstractmethod
+    def total_steps(self, seeds: np.ndarray) -> int:
+        """Internal steps of one batch's solve (the unit of ``generate``'s progress callback)."""
+
+    @abstractmethod
+    def generate(
+        self,
+        seeds: np.ndarray,
+        device: torch.device | str = "cpu",
+        progress: Callable[[int], None] | None = None,
+    ) -> GeneratedBatch:
+        """Sample parameters from ``seeds`` and solve all trajectories in one batch."""
+
+
+class PeriodicGenerator1D(TrajectoryGenerator):
     """Sum-of-sines initial conditions on [0, L), solved with ETDRK4 on a grid of ``solver_nx`` points.
 
     ``u0(x) = sum_j A_j sin(2 pi l_j x / L + phi_j)`` with ``A_j ~ U(amp_min, amp_max)``,
@@ -78,7 +138,7 @@ class PeriodicGenerator1D(ABC):
         max_abs_limit: a trajectory exceeding this amplitude has blown up.
     """
 
-    pde: str = ""
+    solver_description = "ETDRK4 (Kassam-Trefethen contour coefficients), 2/3 dealiasing, float64, stored float32"
 
     def __init__(
         self,
@@ -125,11 +185,6 @@ class PeriodicGenerator1D(ABC):
         self.max_spectral_tail, self.max_abs_limit = float(max_spectral_tail), float(max_abs_limit)
 
     # ------------------------------------------------------------------ per-PDE hooks
-    @property
-    def spec(self) -> PDESpec:
-        """The registry entry of this generator's PDE."""
-        return PDES[self.pde]
-
     def sample_extra(self, rng: np.random.Generator) -> dict[str, float]:
         """PDE coefficients drawn before the domain and initial condition (none by default)."""
         return {}
@@ -147,6 +202,15 @@ class PeriodicGenerator1D(ABC):
             "ic_amplitude": f"uniform[{self.amp_min}, {self.amp_max}] x {self.n_modes}",
             "ic_phase": f"uniform[0, 2 pi] x {self.n_modes}",
             "ic_wavenumber": f"integers {self.l_min}..{self.l_max} x {self.n_modes}",
+        }
+
+    def diagnostics_doc(self) -> dict[str, str]:
+        return {
+            "spectral_tail": (
+                "max over stored frames of the energy fraction (mean excluded) in the top third of the "
+                "retained (2/3-rule) modes of the solver grid"
+            ),
+            "max_abs": "max |u| over stored frames",
         }
 
     # ------------------------------------------------------------------ sampling
@@ -177,18 +241,13 @@ class PeriodicGenerator1D(ABC):
         k = np.arange(self.nt_total - self.nt, self.nt_total)
         return dt[:, None] * k[None, :], dt
 
-    def init_kwargs(self) -> dict:
-        """The constructor arguments, so that a variant can be built with :meth:`with_overrides`."""
-        return dict(self._init_kwargs)
-
-    def with_overrides(self, **overrides) -> PeriodicGenerator1D:
-        """A generator of the same PDE with some constructor arguments replaced."""
-        return type(self)(**{**self.init_kwargs(), **overrides})
-
     # ------------------------------------------------------------------ solve
     def substeps(self, dt_store: np.ndarray) -> int:
         """Internal steps per stored interval for a batch."""
         return max(1, math.ceil(float(np.max(dt_store)) / self.dt_max - 1e-9))
+
+    def total_steps(self, seeds: np.ndarray) -> int:
+        return self.substeps(self.stored_times(self.sample_params(seeds[:1]))[1]) * (self.nt_total - 1)
 
     def solve(
         self,
