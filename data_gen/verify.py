@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from data_gen.reference import reference_solve
-from data_gen.solvers.base import PeriodicGenerator1D
+from data_gen.solvers.base import PeriodicGenerator1D, TrajectoryGenerator
 
 
 def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
@@ -130,14 +130,17 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def estimate_time_error(gen: PeriodicGenerator1D, seeds: np.ndarray, device: str = "cpu", frames: int = 11) -> float:
+def estimate_time_error(gen: TrajectoryGenerator, seeds: np.ndarray, device: str = "cpu", frames: int = 11) -> float:
     """Richardson estimate of the time-discretisation error of ``gen``'s step on an initial stretch.
 
     Solves ``seeds`` over the first ``frames`` stored intervals of [0, t_end] (no transient skipped)
     with the generator's substeps and with twice as many; for a 4th-order scheme the error of the
     coarse run is about 16/15 of their difference. Returns that relative L2 estimate (``inf`` when a
-    run is not finite, i.e. the step is unstable).
+    run is not finite, i.e. the step is unstable). Other generators (2D Navier-Stokes) provide their
+    own ``estimate_time_error(seeds, device)``.
     """
+    if not isinstance(gen, PeriodicGenerator1D):
+        return gen.estimate_time_error(seeds, device)
     params = gen.sample_params(seeds)
     _, dt_store = gen.stored_times(params)
     s = gen.substeps(dt_store)
@@ -149,3 +152,49 @@ def estimate_time_error(gen: PeriodicGenerator1D, seeds: np.ndarray, device: str
     if not (bool(coarse.finite.all()) and bool(fine.finite.all())):
         return math.inf
     return 16 / 15 * rel_l2(coarse.u.cpu().numpy(), fine.u.cpu().numpy())
+
+
+# ---------------------------------------------------------------------------------------------- 2D Navier-Stokes
+def _rel_l2_t(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
+
+
+def ns2d_time_refinement(gen, seeds: np.ndarray, substeps: list[int], device: str = "cpu") -> list[RefinementRow]:
+    """NS2D errors at the stored frames (all channels, float64) for increasing substeps, against a run
+    with 4x the finest substeps on the same grid. Resolution: the internal step. SSP-RK3 with a
+    projection per stage: the observed order should approach 3.
+    """
+    params = gen.sample_params(seeds)
+    _, dt_store = gen.stored_times(params)
+    ref = gen.solve(params, device, substeps=4 * max(substeps), keep_float64=True)["u"]
+    dts, errs = [], []
+    for s in substeps:
+        dts.append(float(dt_store[0]) / s)
+        errs.append(_rel_l2_t(gen.solve(params, device, substeps=s, keep_float64=True)["u"], ref))
+    return [RefinementRow(r, e, o) for r, e, o in zip(dts, errs, _orders(dts, errs), strict=True)]
+
+
+def _block_average(u: torch.Tensor, f: int) -> torch.Tensor:
+    """Cell-centred fields (..., X, Y) averaged over f x f blocks of cells (the cell average on the coarse grid)."""
+    *lead, nx, ny = u.shape
+    return u.reshape(*lead, nx // f, f, ny // f, f).mean(dim=(-3, -1))
+
+
+def ns2d_space_refinement(gen, seeds: np.ndarray, grids: list[int], device: str = "cpu") -> list[RefinementRow]:
+    """NS2D errors on the coarsest grid's cells (block averages of all channels) for ``nx = ny = n`` in
+    ``grids``, against a run on 2x the finest grid; the internal step shrinks with the cell size (fixed
+    CFL number). A second-order finite-volume scheme gives an order of about 2 (the limiter and the
+    no-slip walls lower it locally).
+    """
+    coarse, finest = min(grids), 2 * max(grids)
+
+    def run(n: int) -> torch.Tensor:
+        g = gen.with_overrides(nx=n, ny=n, dt_max=gen.dt_max * gen.nx / n)
+        return _block_average(g.solve(g.sample_params(seeds), device, keep_float64=True)["u"], n // coarse)
+
+    ref = run(finest)
+    hs, errs = [], []
+    for n in grids:
+        hs.append(1.0 / n)
+        errs.append(_rel_l2_t(run(n), ref))
+    return [RefinementRow(n, e, o) for n, e, o in zip(grids, errs, _orders(hs, errs), strict=True)]

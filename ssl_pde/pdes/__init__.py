@@ -136,9 +136,16 @@ PDES: dict[str, PDESpec] = {
         equation="u_t + (u . grad) u = -grad p + nu lap u + b s y_hat, div u = 0, s_t + u . grad s = 0",
         coord_names=("t", "x", "y"),
         field_names=("smoke", "vx", "vy"),
-        param_names=("buoyancy",),
+        param_names=("buoyancy", "ic_noise_coef"),
         boundary="closed_box",
-        params_doc={"buoyancy": "buoyancy factor b of the force b s y_hat"},
+        params_doc={
+            "buoyancy": "buoyancy factor b of the force b s y_hat",
+            "ic_noise_coef": (
+                "coefficients (a_1..a_M, c_1..c_M) of the initial smoke s0 = |sum_m a_m cos(theta_m) + c_m "
+                "sin(theta_m)|, theta_m = 2 pi (m_x x / Lx + m_y y / Ly), modes m listed in the sampling "
+                "attribute, shape (N, 2M)"
+            ),
+        },
         symmetries=NS2D_SYMMETRIES,
     ),
 }
