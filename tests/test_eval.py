@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,12 @@ def test_eval_cli_writes_results_and_refuses_bad_input(splits, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "results.md").is_file()
     assert "predict the mean (floor)" in Path(tmp_path / "out" / "results.md").read_text()
+    # the real W&B client, offline: one run holding the config, the summary metrics and the figures
+    (run,) = (tmp_path / "out" / "wandb").glob("offline-run-*")
+    blob = (run / f"run-{run.name.rsplit('-', 1)[-1]}.wandb").read_bytes()
+    for needle in (b"summary/ssl_linear/nmse/mean", b"supervised/nmse", b"n_labels", b"figures/pred_vs_true"):
+        assert needle in blob, needle
+    assert len(list((run / "files" / "media" / "images").rglob("*.png"))) == 2
     for args, msg in (
         ([f"ckpt={tmp_path / 'missing.pt'}", "n_labels=16"], "not found"),
         ([f"ckpt={ckpt}", "n_labels=999"], "n_labels=999"),
@@ -195,8 +202,6 @@ def test_reduce_conditions_keeps_the_leading_principal_components():
 
 def test_eval_timestep_cli(splits, tmp_path):
     """task=timestep trains the three variants and writes finite rollout metrics and a figure."""
-    import json
-
     _, root = splits
     ckpt = _save_encoder(tmp_path / "encoder.pt")
     res = _eval(
@@ -213,6 +218,7 @@ def test_eval_timestep_cli(splits, tmp_path):
         "timestep.arch=fno",
         "timestep.ssl_dims=3",
         f"out_dir={tmp_path / 'ts'}",
+        "wandb.enabled=false",
     )
     assert res.returncode == 0, res.stderr[-2000:]
     doc = json.loads((tmp_path / "ts" / "results.json").read_text())
@@ -220,6 +226,7 @@ def test_eval_timestep_cli(splits, tmp_path):
         assert set(r) == {"none", "param", "ssl"}
         assert all(np.isfinite(v["rollout_nmse"]) and v["frames"] == 6 for v in r.values())
     assert (tmp_path / "ts" / "rollouts.png").is_file()
+    assert not (tmp_path / "ts" / "wandb").exists()
     bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.history=10", "timestep.future=5")
     assert bad.returncode == 2 and "exceeds 11 frames" in bad.stderr
     bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.arch=unet")

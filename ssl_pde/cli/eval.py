@@ -136,12 +136,59 @@ def setup_task(cfg: DictConfig, split_names: tuple[str, ...]) -> EvalSetup:
     return EvalSetup(device, ckpt, encoder, exp, param, log_target, views, splits, out)
 
 
-def write_results(out: Path, doc: dict[str, Any], title: str, table: str, figures: list[Path]) -> None:
-    """results.json, results.md, and the table and paths on stdout."""
+def write_results(
+    out: Path, doc: dict[str, Any], title: str, table: str, figures: list[Path], wandb_cfg: DictConfig | None = None
+) -> None:
+    """results.json, results.md, the table and paths on stdout, and (when enabled) a W&B run."""
     (out / "results.json").write_text(json.dumps(doc, indent=2))
     (out / "results.md").write_text(f"# {title}\n\n{table}\n")
     print(table)
     print(f"\nresults: {out / 'results.json'}, {out / 'results.md'}; figures: {', '.join(map(str, figures))}")
+    if wandb_cfg is not None and wandb_cfg.enabled:
+        run_dir = log_wandb(out, doc, table, figures, wandb_cfg)
+        hint = f"  (upload later: wandb sync {run_dir})" if wandb_cfg.mode == "offline" else ""
+        print(f"W&B run ({wandb_cfg.mode}): {run_dir}{hint}")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "/"))
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            out[key] = float(v)
+        elif isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) for x in v):
+            out[key + "/mean"], out[key + "/std"] = v
+    return out
+
+
+def log_wandb(out: Path, doc: dict[str, Any], table: str, figures: list[Path], wcfg: DictConfig) -> str:
+    """One W&B run per evaluation (offline by default, under ``out/wandb``): the config, per-seed and summary
+    metrics, the markdown table and the figures. Linked to the pretraining run through its id when the
+    encoder's run directory has one (``wandb_run_id.txt``)."""
+    import wandb
+
+    ckpt = Path(doc.get("ckpt", ""))
+    id_file = ckpt.parent / "wandb_run_id.txt"
+    config = {**doc["config"], "pretrain_wandb_id": id_file.read_text().strip() if id_file.is_file() else None}
+    run = wandb.init(
+        project=wcfg.project,
+        dir=str(out),
+        mode=wcfg.mode,
+        job_type=f"eval_{doc['task']}",
+        name=f"{doc['pde']}_{doc['task']}",
+        config=config,
+    )
+    try:
+        for seed, metrics in zip(doc["seeds"], doc["per_seed"], strict=True):
+            run.log({"seed": seed, **_flatten(metrics)})
+        run.summary.update(_flatten(doc.get("summary", {}), "summary/"))
+        run.log({f"figures/{p.stem}": wandb.Image(str(p)) for p in figures})
+        run.log({"results_md": wandb.Html(f"<pre>{table}</pre>")})
+        return run.dir.rsplit("/files", 1)[0]
+    finally:
+        run.finish()
 
 
 def run_regression(cfg: DictConfig) -> dict[str, Any]:
@@ -200,14 +247,13 @@ def run_regression(cfg: DictConfig) -> dict[str, Any]:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "seconds": time.perf_counter() - t0,
     }
-    write_results(out, doc, f"Frozen-encoder regression: {pde}", table, figs)
+    write_results(out, doc, f"Frozen-encoder regression: {pde}", table, figs, cfg.wandb)
     return doc
 
 
 def run_timestep(cfg: DictConfig) -> dict[str, Any]:
     """Time-stepping with conditioning none / true parameter / SSL representation, over seeds."""
     from ssl_pde.eval.timestep import VARIANTS, evaluate_timestep_seed
-
     from ssl_pde.models.timestepper import STEPPERS
 
     ts = cfg.timestep
@@ -274,11 +320,19 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
         "n_train": n,
         "n_test": len(test.y),
         "seeds": list(cfg.seeds),
+        "ckpt": str(st.ckpt),
         "per_seed": results,
+        "summary": {
+            v: {
+                k: [float(np.mean([r[v][k] for r in results])), float(np.std([r[v][k] for r in results]))]
+                for k in ("rollout_nmse", "rollout_nmse_sum")
+            }
+            for v in VARIANTS
+        },
         "config": OmegaConf.to_container(cfg, resolve=True),
         "seconds": time.perf_counter() - t0,
     }
-    write_results(out, doc, f"Conditioned time-stepping: {exp['pde']}", table, [fig])
+    write_results(out, doc, f"Conditioned time-stepping: {exp['pde']}", table, [fig], cfg.wandb)
     return doc
 
 
