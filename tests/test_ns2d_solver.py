@@ -288,6 +288,29 @@ def test_generate_cli_refuses_unstable_step(tmp_path):
     assert not out.exists()
 
 
+def test_verify_report_ns2d_tiny():
+    """ssl-pde-verify's ns2d branch at a tiny size: all three tables, third-order time refinement and the
+    divergence at round-off."""
+    from data_gen.cli.verify import verify
+
+    cfg = compose_cfg(
+        "verify",
+        [
+            "pde=ns2d",
+            "solver.nx=16",
+            "solver.ny=16",
+            "studies.ns2d={t_end: 4.0, nt: 3, substeps: [10, 20], grids: [8, 16], n_trajectories: 2}",
+            "device=cpu",
+        ],
+    )
+    report = verify(cfg)
+    assert "## Time refinement" in report and "## Grid refinement" in report and "## Projection" in report
+    time_rows = [ln for ln in report.splitlines() if ln.startswith("| 0.1 |")]
+    assert float(time_rows[0].split("|")[3]) > 2.0  # observed order in time
+    div_rows = [ln for ln in report.splitlines() if ln.startswith("| 0 |") or ln.startswith("| 1 |")]
+    assert len(div_rows) == 2 and all(float(r.split("|")[2]) < 1e-13 for r in div_rows)
+
+
 # ------------------------------------------------------------------------------------------ refinement (slow)
 @pytest.mark.slow
 def test_time_and_grid_refinement():

@@ -1,4 +1,4 @@
-"""``ssl-pde-verify pde=<burgers,kdv,ks>``: accuracy report of a PDE's solver at its generation settings.
+"""``ssl-pde-verify pde=<burgers,kdv,ks,ns2d>``: accuracy report of a PDE's solver at its generation settings.
 
 On a short horizon (chaotic KdV/KS trajectories separate exponentially, so long-horizon pointwise
 comparisons measure chaos, not accuracy) it prints three tables:
@@ -7,6 +7,9 @@ comparisons measure chaos, not accuracy) it prints three tables:
 2. grid refinement: error against a 2x finer grid (spectral: faster than any power);
 3. agreement with the independent scipy Radau solver (advective form, no dealiasing, rtol = atol =
    ``reference_tol``) from the same initial conditions, per trajectory.
+
+For ``ns2d`` (no independent solver) the third table is the projection's divergence, the CFL number
+and the smoke mass drift per trajectory at the generation step (:func:`verify_ns2d`).
 
 ``out=PATH`` also writes the report as markdown.
 """
@@ -25,7 +28,14 @@ from omegaconf import DictConfig
 
 from data_gen.cli.generate import build_generator
 from data_gen.solvers import ConfigError
-from data_gen.verify import reference_agreement, short_horizon, space_refinement, time_refinement
+from data_gen.verify import (
+    ns2d_space_refinement,
+    ns2d_time_refinement,
+    reference_agreement,
+    short_horizon,
+    space_refinement,
+    time_refinement,
+)
 from ssl_pde.cli.common import UserError, hydra_entry, resolve_device
 
 log = logging.getLogger("ssl_pde.verify")
@@ -39,6 +49,8 @@ def verify(cfg: DictConfig) -> str:
     st = cfg.studies[pde]
     device = resolve_device(cfg.device)
     gen = build_generator(cfg.solver)
+    if pde == "ns2d":
+        return verify_ns2d(cfg, gen, str(device))
     short = short_horizon(gen, st.t_end, st.nt)
     seeds = np.arange(cfg.seed, cfg.seed + cfg.n_trajectories, dtype=np.int64)
     t0 = time.perf_counter()
@@ -90,6 +102,77 @@ def verify(cfg: DictConfig) -> str:
         f"for {len(seeds)} trajectories, the batched solver {agree.seconds_solver:.2f} s.",
         "",
         f"Produced by `ssl-pde-verify pde={pde}` in {time.perf_counter() - t0:.0f} s on {platform.machine()} "
+        f"({torch.get_num_threads()} threads, torch {torch.__version__}).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def verify_ns2d(cfg: DictConfig, gen, device: str) -> str:
+    """The ns2d report: time refinement (generation grid), grid refinement (fixed CFL number) and the
+    divergence / CFL / smoke-mass table, all on the short horizon [0, ``t_end``] from fluid at rest."""
+    st = cfg.studies.ns2d
+    n_traj = int(st.get("n_trajectories", cfg.n_trajectories))
+    short = gen.with_overrides(t_start=0.0, t_end=float(st.t_end), nt=int(st.nt))
+    seeds = np.arange(cfg.seed, cfg.seed + n_traj, dtype=np.int64)
+    params = short.sample_params(seeds)
+    dt_store = float(short.stored_times(params)[1][0])
+    s_gen = short.substeps(dt_store)
+    t0 = time.perf_counter()
+    lines = [
+        "# Solver verification: ns2d",
+        "",
+        f"Equation: `{gen.spec.equation}`, closed box with no-slip walls. Generation settings: "
+        f"`configs/solver/ns2d.yaml` ({gen.nx} x {gen.ny} cells on {gen.length_x:g} x {gen.length_y:g}, "
+        f"nu = {gen.nu:g}, b in [{gen.buoyancy_min:g}, {gen.buoyancy_max:g}], dt_max = {gen.dt_max:g}). "
+        f"Short horizon [0, {st.t_end}] from fluid at rest with {st.nt} stored frames, {n_traj} trajectories "
+        f"(seeds {seeds[0]}..{seeds[-1]}, b = {', '.join(f'{b:.3f}' for b in params['buoyancy'])}), "
+        f"device `{device}`. Errors are relative L2 over all frames and channels (smoke, vx, vy) in float64.",
+        "",
+        f"## Time refinement ({gen.nx} x {gen.ny} cells; error vs a run with 4x the finest substeps)",
+        "",
+        "| internal dt | rel. L2 error | observed order |",
+        "|---|---|---|",
+    ]
+    for r in ns2d_time_refinement(short, seeds, list(st.substeps), device):
+        lines.append(f"| {r.resolution:.4g} | {r.error:.3e} | {r.order:.2f} |")
+    lines += [
+        "",
+        f"Generation runs at internal dt = {dt_store / s_gen:.4g} on this horizon (at most dt_max = "
+        f"{gen.dt_max:g}). SSP-RK3 with a projection after every stage is third order in time.",
+        "",
+        f"## Grid refinement (error on the {min(st.grids)} x {min(st.grids)} cells, block averages, vs a "
+        f"{2 * max(st.grids)} x {2 * max(st.grids)} run; dt proportional to the cell size)",
+        "",
+        "| cells per axis | rel. L2 error | observed order |",
+        "|---|---|---|",
+    ]
+    for r in ns2d_space_refinement(short, seeds, list(st.grids), device):
+        lines.append(f"| {int(r.resolution)} | {r.error:.3e} | {r.order:.2f} |")
+    lines += [
+        "",
+        "The finite-volume scheme is second order (third-order reconstruction) where the solution is smooth; "
+        "the initial smoke |n| has kinks where n changes sign, Koren's limiter clips extrema and the no-slip "
+        "boundary layers (thickness ~ sqrt(nu t)) are thin, so the observed order is lower on coarse grids.",
+        "",
+        "## Projection, CFL number and smoke mass (generation step, per trajectory)",
+        "",
+        "| trajectory seed | max abs(div u) | max CFL | smoke mass drift | max abs(field) |",
+        "|---|---|---|---|---|",
+    ]
+    out = short.solve(params, device, substeps=s_gen, keep_float64=True)
+    for i, s in enumerate(seeds):
+        lines.append(
+            f"| {s} | {float(out['divergence'][i]):.2e} | {float(out['cfl'][i]):.3f} | "
+            f"{float(out['smoke_mass_drift'][i]):.2e} | {float(out['max_abs'][i]):.3f} |"
+        )
+    lines += [
+        "",
+        "Divergence: the discrete MAC divergence of the stored face velocities after projection (round-off: "
+        "the DCT Poisson solve is exact). Smoke mass drift: max over frames of abs(sum s - sum s0) / sum s0 "
+        "(conservative fluxes, zero flux through the walls).",
+        "",
+        f"Produced by `ssl-pde-verify pde=ns2d` in {time.perf_counter() - t0:.0f} s on {platform.machine()} "
         f"({torch.get_num_threads()} threads, torch {torch.__version__}).",
         "",
     ]

@@ -336,7 +336,7 @@ class NS2DGenerator(TrajectoryGenerator):
         momentum_limiter: Koren limiter on the momentum reconstruction (default: unlimited kappa = 1/3).
         max_cfl: a trajectory whose CFL number (:meth:`NS2DStepper.cfl`) exceeds this is rejected.
         max_abs_limit: a trajectory exceeding this amplitude (any channel) is rejected.
-        max_divergence: a trajectory whose stored divergence ``max |D u| dx`` exceeds this is rejected.
+        max_divergence: a trajectory whose stored divergence ``max |D u|`` (MAC, 1/time) exceeds this is rejected.
     """
 
     pde = "ns2d"
@@ -430,7 +430,7 @@ class NS2DGenerator(TrajectoryGenerator):
 
     def diagnostics_doc(self) -> dict[str, str]:
         return {
-            "divergence": "max over stored frames of |MAC divergence| * dx of the face velocities after projection",
+            "divergence": "max over stored frames and cells of |MAC divergence| of the projected face velocities",
             "cfl": "max over internal steps and cells of dt (|vx|/dx + |vy|/dy), each from the larger of two faces",
             "max_abs": "max |smoke|, |vx|, |vy| over stored frames",
             "smoke_mass_drift": "max over stored frames of |sum(s) - sum(s0)| / sum(s0) (zero-flux walls)",
@@ -535,7 +535,7 @@ class NS2DGenerator(TrajectoryGenerator):
             vxc, vyc = centre_velocity(st.vx, st.vy)
             fr = torch.stack([st.s, vxc, vyc], dim=1)
             frames[:, k] = fr if keep_float64 else fr.to(torch.float32).cpu()
-            d = divergence(st.vx, st.vy, self.dx, self.dy).abs().amax(dim=(1, 2)) * self.dx
+            d = divergence(st.vx, st.vy, self.dx, self.dy).abs().amax(dim=(1, 2))
             div = torch.maximum(div, d)
             drift = torch.maximum(drift, (st.s.sum(dim=(1, 2)) - mass0).abs() / mass0)
 
