@@ -312,9 +312,11 @@ class NS2DGenerator(TrajectoryGenerator):
     ``b ~ U(buoyancy_min, buoyancy_max)``, then the smoke noise coefficients. The smoke starts as
     ``s0 = smoke_amplitude |n(x, y)| / std(n)``, ``n = sum_m a_m cos(theta_m) + c_m sin(theta_m)``,
     ``theta_m = 2 pi (m_x x / Lx + m_y y / Ly)`` over the modes of :func:`noise_modes`, with
-    ``a_m, c_m ~ N(0, |k_m|^(-2 smoothness))``, ``k_m = |m| scale / L``: the spectrum of PhiFlow's
-    ``Noise(scale, smoothness)`` used by PDEArena (scale 11, smoothness 6), truncated at ``noise_max_mode``
-    (the weight of mode 8 is ``8^-6`` of mode 1's). The normalised coefficients are stored as
+    ``a_m, c_m ~ N(0, std = |k_m|^(-2 smoothness))``, ``|k_m| = scale |(m_x / Lx, m_y / Ly)|``: the spectrum
+    of PhiFlow's ``Noise(scale, smoothness)`` (amplitude ``(1 / |k|^2)^smoothness`` on the FFT modes with
+    ``|k|^2 > 0.1``, ``phi/field/_noise.py``) used by PDEArena (scale 11, smoothness 6), truncated at
+    ``noise_max_mode`` (with smoothness 6, mode 4's amplitude is ``4^-12 ~ 6e-8`` of mode 1's, so the field
+    is dominated by the four wavevectors (+-1, 0), (0, +-1)). The normalised coefficients are stored as
     ``ic_noise_coef`` (N, 2M): the M cosine then the M sine coefficients, so ``s0`` can be rebuilt
     without the random stream. The fluid starts at rest.
 
@@ -359,7 +361,7 @@ class NS2DGenerator(TrajectoryGenerator):
         buoyancy_max: float = 0.5,
         noise_scale: float = 11.0,
         noise_smoothness: float = 6.0,
-        noise_max_mode: int = 8,
+        noise_max_mode: int = 4,
         smoke_amplitude: float = 1.0,
         dt_max: float = 0.025,
         smoke_limiter: bool = True,
@@ -422,8 +424,8 @@ class NS2DGenerator(TrajectoryGenerator):
         return {
             "buoyancy": f"uniform[{self.buoyancy_min}, {self.buoyancy_max}]",
             "ic_noise_coef": (
-                f"a_m, c_m ~ normal(0, |k_m|^-{self.noise_smoothness:g}), k_m = m * {self.noise_scale:g} / L, then "
-                f"scaled so that std(n) = 1 and multiplied by {self.smoke_amplitude:g}; "
+                f"a_m, c_m ~ normal(0, std |k_m|^-{2 * self.noise_smoothness:g}), |k_m| = {self.noise_scale:g} |m/L|, "
+                f"then scaled so that std(n) = 1 and multiplied by {self.smoke_amplitude:g}; "
                 f"{len(self.modes)} modes (m_x,m_y): {modes}"
             ),
         }
@@ -439,7 +441,7 @@ class NS2DGenerator(TrajectoryGenerator):
     def sample_params(self, seeds: np.ndarray) -> dict[str, np.ndarray]:
         """Buoyancy (B,) and smoke noise coefficients (B, 2M), each trajectory from its own seed."""
         k = self.noise_scale * np.hypot(self.modes[:, 0] / self.length_x, self.modes[:, 1] / self.length_y)
-        sigma = k ** (-self.noise_smoothness)
+        sigma = (k * k) ** (-self.noise_smoothness)  # PhiFlow: (1 / |k|^2) ** smoothness
         bs, coefs = [], []
         for s in seeds:
             rng = np.random.default_rng(int(s))
