@@ -821,7 +821,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--n-batch",
         type=int,
         default=None,
-        help="trajectories per batch of the batched solver (default: 512 on cpu, 2048 on cuda)",
+        help="trajectories per batch of the batched solver (default: 512 on cpu, 2048 on cuda; ns2d: 8, 64)",
     )
     p.add_argument("--n-ref", type=int, default=2, help="Radau trajectories at the full setting (default: 2)")
     p.add_argument(
@@ -830,7 +830,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=4,
         help="trajectories of the short-horizon accuracy check (Radau rate too; default: 4)",
     )
-    p.add_argument("--n-shard", type=int, default=None, help="trajectories of the timed shard (default: --n-batch)")
+    p.add_argument(
+        "--n-shard", type=int, default=None, help="trajectories of the timed shard (default: --n-batch; ns2d: none)"
+    )
     p.add_argument(
         "--ref-timeout",
         type=float,
