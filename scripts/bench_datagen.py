@@ -624,14 +624,15 @@ def phiflow_pdearena_step_seconds(steps: int, nx: int, length: float, buoyancy: 
     """Seconds per step of PDEArena's PhiFlow smoke step (dt = 1.5), one trajectory, after one warm-up step.
 
     The step of ``pdearena/pdedatagen/navier_stokes.py``: semi-Lagrangian advection of smoke and
-    velocity, buoyancy resampled to the faces, explicit diffusion, ``make_incompressible`` (here with an
-    explicit CG solve, tolerance 1e-5: PhiFlow 3's default direct solve rejects the singular Neumann
-    matrix in float32).
+    velocity, buoyancy resampled to the faces, explicit diffusion, ``make_incompressible``. Run in
+    float64 (as this project's solver) with a CG pressure solve, tolerance 1e-5: in float32 PhiFlow 3's
+    default direct solve rejects the singular Neumann matrix and CG to 1e-5 breaks down.
     """
     import phi  # optional dependency, only for this comparison
     from phi import flow as pf
 
     bounds = pf.Box(x=length, y=length)
+    pf.math.seed(0)
     smoke = abs(
         pf.CenteredGrid(pf.Noise(scale=11.0, smoothness=6.0), pf.extrapolation.BOUNDARY, x=nx, y=nx, bounds=bounds)
     )
@@ -647,7 +648,7 @@ def phiflow_pdearena_step_seconds(steps: int, nx: int, length: float, buoyancy: 
         velocity, _ = pf.fluid.make_incompressible(velocity, solve=solve)
         return smoke, velocity
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), pf.math.precision(64):
         warnings.simplefilter("ignore")
         smoke, velocity = step(smoke, velocity)
         times = []
@@ -715,6 +716,8 @@ def bench_ns2d(args: argparse.Namespace, device: str) -> dict[str, Any]:
             print(f"    PhiFlow {pf['phiflow']}: {pf['seconds_per_step']:.2f} s per step (64 steps/trajectory)")
         except ImportError as e:
             res["phiflow"] = {"error": f"PhiFlow not installed ({e})"}
+        except Exception as e:  # a PhiFlow solver failure must not lose the other measurements
+            res["phiflow"] = error_record(e)
     res["load_average_end"] = load_average()
     return res
 
@@ -730,7 +733,8 @@ def markdown_ns2d(res: dict[str, Any], report: dict[str, Any]) -> str:
         f"({m['torch_threads']} torch threads), torch {m['torch']}; ssl-pde {m['generator_version']}. "
         f"Setting `configs/solver/ns2d.yaml`: {c['nx']} x {c['ny']} cells, {c['nt']} frames on "
         f"[{c['t_start']}, {c['t_end']}], dt_max {c['dt_max']}: **{res['steps_per_trajectory']} internal "
-        "SSP-RK3 steps per trajectory** (3 projections each).",
+        "SSP-RK3 steps per trajectory** (3 projections each). Load average at start / end: "
+        f"{res.get('load_average_start')} / {res.get('load_average_end')} (other jobs share the machine).",
         "",
         "| what | batch | seconds per step | trajectories / min | how |",
         "|---|---|---|---|---|",
@@ -750,7 +754,7 @@ def markdown_ns2d(res: dict[str, Any], report: dict[str, Any]) -> str:
     pf = res.get("phiflow", {})
     if "seconds_per_step" in pf:
         lines.append(
-            f"| PhiFlow {pf['phiflow']} PDEArena step (numpy backend, float32) | 1 | {pf['seconds_per_step']:.3f} | "
+            f"| PhiFlow {pf['phiflow']} PDEArena step (numpy, float64, CG) | 1 | {pf['seconds_per_step']:.3f} | "
             f"{pf['traj_per_min']:.2f} | {pf['steps_timed']} steps timed, x 64 steps of dt = 1.5 (extrapolated) |"
         )
     elif pf:
