@@ -1,6 +1,6 @@
 """Solver accuracy studies: time and space refinement with observed order, and agreement with the
-independent scipy Radau reference (:mod:`data_gen.reference`). Used by ``ssl-pde-verify``, the tests
-and ``scripts/bench_datagen.py``.
+independent scipy Radau reference (:mod:`data_gen.reference`; for ns2d PhiFlow, :mod:`data_gen.reference_ns2d`).
+Used by ``ssl-pde-verify``, the tests and ``scripts/bench_datagen.py``.
 """
 
 from __future__ import annotations
@@ -198,3 +198,57 @@ def ns2d_space_refinement(gen, seeds: np.ndarray, grids: list[int], device: str 
         hs.append(1.0 / n)
         errs.append(_rel_l2_t(run(n), ref))
     return [RefinementRow(n, e, o) for n, e, o in zip(grids, errs, _orders(hs, errs), strict=True)]
+
+
+@dataclass
+class PhiFlowRow:
+    """One grid of the PhiFlow comparison: errors of both solvers against this solver's finer run."""
+
+    cells: int
+    error_solver: float
+    error_phiflow: float
+    order_phiflow: float
+    seconds_phiflow: float
+
+
+def ns2d_phiflow_agreement(
+    gen, seed: int, grids: list[int], t_end: float, dt_per_dx: float, device: str = "cpu"
+) -> list[PhiFlowRow]:
+    """This solver and PhiFlow (:mod:`data_gen.reference_ns2d`) from the same initial smoke and buoyancy.
+
+    On [0, ``t_end``] from rest, for ``nx = ny = n`` in ``grids``: this solver (dt proportional to the
+    cell size) and PhiFlow (dt = ``dt_per_dx`` * dx, float64, direct pressure solve), each compared on the coarsest
+    grid's cells (block averages, all channels) with this solver on 2x the finest grid. PhiFlow's error
+    falling under refinement means both converge to the same solution (PhiFlow's semi-Lagrangian
+    advection is first order, so it falls slowly).
+    """
+    from data_gen.reference_ns2d import phiflow_smoke
+
+    short = gen.with_overrides(t_start=0.0, t_end=t_end, nt=2)
+    seeds = np.array([seed], dtype=np.int64)
+    coarse, finest = min(grids), 2 * max(grids)
+
+    def ours(n: int):
+        g = short.with_overrides(nx=n, ny=n, dt_max=short.dt_max * short.nx / n)
+        p = g.sample_params(seeds)
+        return g, p, g.solve(p, device, keep_float64=True)["u"][0, -1].cpu().numpy()
+
+    def err(u: np.ndarray, ref: np.ndarray) -> float:
+        f = u.shape[-1] // coarse
+        return rel_l2(_block_average(torch.as_tensor(u), f).numpy(), ref)
+
+    _, _, ref = ours(finest)
+    ref = _block_average(torch.as_tensor(ref), finest // coarse).numpy()
+    rows, hs, errs = [], [], []
+    for n in grids:
+        g, p, u = ours(n)
+        dx = g.length_x / n
+        steps = max(1, round(t_end / (dt_per_dx * dx)))
+        s0 = g.initial_smoke(p)[0].numpy()
+        up, times = phiflow_smoke(s0, float(p["buoyancy"][0]), t_end / steps, steps, n, g.length_x, g.nu)
+        hs.append(1.0 / n)
+        errs.append(err(up, ref))
+        rows.append(PhiFlowRow(n, err(u, ref), errs[-1], math.nan, float(sum(times))))
+    for r, o in zip(rows, _orders(hs, errs), strict=True):
+        r.order_phiflow = o
+    return rows

@@ -621,42 +621,23 @@ def time_ns2d_steps(gen, seeds: np.ndarray, steps: int, device: str) -> float:
 
 
 def phiflow_pdearena_step_seconds(steps: int, nx: int, length: float, buoyancy: float) -> dict[str, Any]:
-    """Seconds per step of PDEArena's PhiFlow smoke step (dt = 1.5), one trajectory, after one warm-up step.
+    """Seconds per step of PDEArena's PhiFlow smoke step (dt = 1.5, :func:`data_gen.reference_ns2d.phiflow_smoke`
+    from PDEArena's own noise), one trajectory, after one untimed warm-up step.
 
-    The step of ``pdearena/pdedatagen/navier_stokes.py``: semi-Lagrangian advection of smoke and
-    velocity, buoyancy resampled to the faces, explicit diffusion, ``make_incompressible``. Run in
-    float64 (as this project's solver) with a CG pressure solve, tolerance 1e-5: in float32 PhiFlow 3's
-    default direct solve rejects the singular Neumann matrix and CG to 1e-5 breaks down.
+    Float64 with a CG pressure solve to 1e-5 (in float32, PhiFlow 3's default direct solve rejects the
+    singular Neumann matrix and CG to 1e-5 breaks down).
     """
     import phi  # optional dependency, only for this comparison
-    from phi import flow as pf
 
-    bounds = pf.Box(x=length, y=length)
-    pf.math.seed(0)
-    smoke = abs(
-        pf.CenteredGrid(pf.Noise(scale=11.0, smoothness=6.0), pf.extrapolation.BOUNDARY, x=nx, y=nx, bounds=bounds)
-    )
-    velocity = pf.StaggeredGrid(0, pf.extrapolation.ZERO, x=nx, y=nx, bounds=bounds)
-    solve = pf.Solve("CG", 1e-5, 1e-5, max_iterations=10_000)
-    dt, nu = 1.5, 0.01
+    from data_gen.reference_ns2d import phiflow_smoke
 
-    def step(smoke, velocity):
-        smoke = pf.advect.semi_lagrangian(smoke, velocity, dt)
-        force = pf.resample(smoke * (0, buoyancy), to=velocity)
-        velocity = pf.advect.semi_lagrangian(velocity, velocity, dt) + dt * force
-        velocity = pf.diffuse.explicit(velocity, nu, dt)
-        velocity, _ = pf.fluid.make_incompressible(velocity, solve=solve)
-        return smoke, velocity
-
-    with warnings.catch_warnings(), pf.math.precision(64):
-        warnings.simplefilter("ignore")
-        smoke, velocity = step(smoke, velocity)
-        times = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            smoke, velocity = step(smoke, velocity)
-            times.append(time.perf_counter() - t0)
-    return {"phiflow": phi.__version__, "steps_timed": steps, "seconds_per_step": float(np.mean(times)), "all": times}
+    _, times = phiflow_smoke(None, buoyancy, 1.5, steps + 1, nx, length, tol=1e-5, method="CG")
+    return {
+        "phiflow": phi.__version__,
+        "steps_timed": steps,
+        "seconds_per_step": float(np.mean(times[1:])),
+        "all": times,
+    }
 
 
 def bench_ns2d(args: argparse.Namespace, device: str) -> dict[str, Any]:

@@ -318,7 +318,7 @@ def test_verify_report_ns2d_tiny():
             "pde=ns2d",
             "solver.nx=16",
             "solver.ny=16",
-            "studies.ns2d={t_end: 4.0, nt: 3, substeps: [10, 20], grids: [8, 16], n_trajectories: 2}",
+            "studies.ns2d={t_end: 4.0, nt: 3, substeps: [10, 20], grids: [8, 16], n_trajectories: 2, phiflow: null}",
             "device=cpu",
         ],
     )
@@ -328,6 +328,17 @@ def test_verify_report_ns2d_tiny():
     assert float(time_rows[0].split("|")[3]) > 2.0  # observed order in time
     div_rows = [ln for ln in report.splitlines() if ln.startswith("| 0 |") or ln.startswith("| 1 |")]
     assert len(div_rows) == 2 and all(float(r.split("|")[2]) < 1e-13 for r in div_rows)
+
+
+def test_agrees_with_phiflow_under_refinement():
+    """Reference: PhiFlow (PDEArena's solver; skipped when not installed), an independent discretisation
+    (semi-Lagrangian, iterative projection) from the same initial smoke and buoyancy: its difference from
+    this solver's fine run falls as both grids are refined (both converge to the same solution)."""
+    pytest.importorskip("phi.flow")
+    from data_gen.verify import ns2d_phiflow_agreement
+
+    rows = ns2d_phiflow_agreement(tiny_ns2d(), 7, [16, 32], t_end=2.0, dt_per_dx=0.2)
+    assert rows[0].error_phiflow > rows[1].error_phiflow and rows[1].error_phiflow < 0.1, rows
 
 
 # ------------------------------------------------------------------------------------------ refinement (slow)
