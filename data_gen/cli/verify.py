@@ -204,7 +204,8 @@ def verify_ns2d(cfg: DictConfig, gen, device: str) -> str:
         lines += [
             "",
             "PhiFlow's difference from this solver's fine solution falls as both grids are refined: the two "
-            "independent discretisations converge to the same solution (PhiFlow at about first order).",
+            "independent discretisations converge to the same solution (PhiFlow slowly: its semi-Lagrangian step is "
+            "at most first order).",
             "",
         ]
     elif pf:
