@@ -134,7 +134,7 @@ def _generate_shards(cfg: DictConfig, gen, device, out_dir: Path, split_dir: Pat
         def advance(k: float) -> None:
             nonlocal made
             made += k
-            bar.update(task, advance=k, rate=f"{made / max(time.perf_counter() - t0, 1e-9):.1f}")
+            bar.update(task, advance=k, rate=f"{made / max(time.perf_counter() - t0, 1e-9):.3g}")
 
         for plan in todo:
             path = shard_path(out_dir, pde, cfg.split, plan.index)
@@ -156,7 +156,7 @@ def _generate_shards(cfg: DictConfig, gen, device, out_dir: Path, split_dir: Pat
     elapsed = time.perf_counter() - t0
     made_n = sum(p.n for p in todo)
     if made_n:
-        log.info("generated %d trajectories in %.1f s (%.1f traj/s)", made_n, elapsed, made_n / elapsed)
+        log.info("generated %d trajectories in %.1f s (%.3g traj/s)", made_n, elapsed, made_n / elapsed)
     return paths
 
 
