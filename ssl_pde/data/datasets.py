@@ -19,13 +19,17 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from ssl_pde.data.schema import SchemaError, list_shards, validate_shard
 
+Tensor = torch.Tensor
+
 
 class TrajectoryDataset(Dataset):
     """All trajectories of one split (a directory of shards).
 
     Item ``i``: dict with ``u`` (T, C, X) float32, ``t`` (T,) float64, ``x`` (X,) float64,
     ``length`` () float64 (domain length), ``index`` () int64, and ``params`` {name: () float64} for the
-    scalar parameters in ``param_names``.
+    scalar parameters in ``param_names``. 2D shards (``u`` (N, T, C, X, Y)) give ``u`` (T, C, X, Y), ``y``
+    (Y,) float64 too, and ``length`` / ``length_y`` () float64: the box size along x / y, derived from the
+    uniform grids as ``n * spacing`` (2D shards store no ``domain_length``; their grids are cell centres).
 
     Args:
         directory: ``<data_dir>/<pde>/<split>``.
@@ -37,13 +41,17 @@ class TrajectoryDataset(Dataset):
         self.paths = list_shards(directory)
         if not self.paths:
             raise SchemaError(f"no shards under {str(directory)!r} (generate them with ssl-pde-generate)")
-        sizes = []
+        sizes, dims = [], set()
         for p in self.paths:  # validated in this process; files are closed again before any fork
             s = validate_shard(p, load_values=False)
+            dims.add(len(s.u_shape) - 3)
             missing = [n for n in param_names if n not in s.param_names]
             if missing:
                 raise SchemaError(f"{p}: parameters {missing} not stored (have {s.param_names})")
             sizes.append(s.n)
+        if len(dims) != 1:
+            raise SchemaError(f"{directory}: shards with different numbers of spatial dimensions {sorted(dims)}")
+        self.n_spatial_dims = dims.pop()
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         self.param_names = list(param_names)
         self._files: dict[int, h5py.File] = {}
@@ -64,8 +72,12 @@ class TrajectoryDataset(Dataset):
             self._files[k] = h5py.File(self.paths[k], "r")
         return self._files[k]
 
+    @property
+    def _grid_keys(self) -> list[str]:
+        return ["x", "params/domain_length"] if self.n_spatial_dims == 1 else ["x", "y"]
+
     def _read_all(self) -> dict[str, np.ndarray]:
-        keys = ["u", "t", "x", "params/domain_length", *[f"params/{n}" for n in self.param_names]]
+        keys = ["u", "t", *self._grid_keys, *[f"params/{n}" for n in self.param_names]]
         out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
         for p in self.paths:
             with h5py.File(p, "r") as f:
@@ -78,17 +90,23 @@ class TrajectoryDataset(Dataset):
         if self._cache is None:
             return default_collate([self[i] for i in indices])
         c, idx = self._cache, np.asarray(indices)
-        return {
+
+        def f64(a: np.ndarray) -> Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+
+        out = {
             "u": torch.from_numpy(np.ascontiguousarray(c["u"][idx], dtype=np.float32)),
-            "t": torch.from_numpy(np.ascontiguousarray(c["t"][idx], dtype=np.float64)),
-            "x": torch.from_numpy(np.ascontiguousarray(c["x"][idx], dtype=np.float64)),
-            "length": torch.from_numpy(np.ascontiguousarray(c["params/domain_length"][idx], dtype=np.float64)),
-            "index": torch.from_numpy(idx.astype(np.int64)),
-            "params": {
-                n: torch.from_numpy(np.ascontiguousarray(c[f"params/{n}"][idx], dtype=np.float64))
-                for n in self.param_names
-            },
+            "t": f64(c["t"][idx]),
+            "x": f64(c["x"][idx]),
         }
+        if self.n_spatial_dims == 1:
+            out["length"] = f64(c["params/domain_length"][idx])
+        else:
+            out["y"] = f64(c["y"][idx])
+            out["length"], out["length_y"] = f64(_box_length(out["x"].numpy())), f64(_box_length(out["y"].numpy()))
+        out["index"] = torch.from_numpy(idx.astype(np.int64))
+        out["params"] = {n: f64(c[f"params/{n}"][idx]) for n in self.param_names}
+        return out
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         if self._cache is not None:
@@ -98,17 +116,27 @@ class TrajectoryDataset(Dataset):
             k = bisect.bisect_right(self.offsets, i) - 1
             j = i - int(self.offsets[k])
             f = self._file(k)
-            row = {"u": f["u"][j], "t": f["t"][j], "x": f["x"][j], "params/domain_length": f["params/domain_length"][j]}
-            for n in self.param_names:
-                row[f"params/{n}"] = f[f"params/{n}"][j]
-        return {
+            row = {k: f[k][j] for k in ["u", "t", *self._grid_keys, *[f"params/{n}" for n in self.param_names]]}
+        out = {
             "u": torch.from_numpy(np.asarray(row["u"], dtype=np.float32)),
             "t": torch.from_numpy(np.asarray(row["t"], dtype=np.float64)),
             "x": torch.from_numpy(np.asarray(row["x"], dtype=np.float64)),
-            "length": torch.tensor(float(row["params/domain_length"]), dtype=torch.float64),
-            "index": torch.tensor(i, dtype=torch.int64),
-            "params": {n: torch.tensor(float(row[f"params/{n}"]), dtype=torch.float64) for n in self.param_names},
         }
+        if self.n_spatial_dims == 1:
+            out["length"] = torch.tensor(float(row["params/domain_length"]), dtype=torch.float64)
+        else:
+            out["y"] = torch.from_numpy(np.asarray(row["y"], dtype=np.float64))
+            out["length"] = torch.tensor(float(_box_length(row["x"])), dtype=torch.float64)
+            out["length_y"] = torch.tensor(float(_box_length(row["y"])), dtype=torch.float64)
+        out["index"] = torch.tensor(i, dtype=torch.int64)
+        out["params"] = {n: torch.tensor(float(row[f"params/{n}"]), dtype=torch.float64) for n in self.param_names}
+        return out
+
+
+def _box_length(grid: np.ndarray) -> np.ndarray:
+    """Extent of uniform grids (..., n) of cell centres (or periodic points): ``n * spacing``."""
+    grid = np.asarray(grid, dtype=np.float64)
+    return grid.shape[-1] * (grid[..., 1] - grid[..., 0])
 
 
 def _already_collated(batch: dict[str, Any]) -> dict[str, Any]:
