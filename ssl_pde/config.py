@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
+_LIE_VIEWS = "ssl_pde.augment.views.LieViews"
 
-def _view_channels(mode: str) -> int:
-    return {"coords": 3, "resample": 1}[mode]
+
+def _view_channels(mode: str, crop_t: int | None = None, target: str = _LIE_VIEWS) -> int:
+    """Input channels of the views built by ``target`` (a view class with ``view_channels(mode, crop_t)``)."""
+    from hydra.utils import get_class
+
+    return int(get_class(target).view_channels(mode, crop_t))
 
 
 def register_resolvers() -> None:
-    """``${view_channels:coords}`` -> 3, ``${last:[1, 2]}`` -> 2."""
+    """``${view_channels:coords}`` -> 3 (1D views), ``${view_channels:coords,16,ssl_pde.augment.ns_views.NSViews}``
+    -> 96 (2D views: 6 channels per frame), ``${last:[1, 2]}`` -> 2."""
     if not OmegaConf.has_resolver("view_channels"):
         OmegaConf.register_new_resolver("view_channels", _view_channels)
     if not OmegaConf.has_resolver("last"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -90,10 +91,22 @@ class LieViews:
             self.time_degree,
         )
 
+    @staticmethod
+    def view_channels(mode: str, crop_t: int | None = None) -> int:
+        """Channels of a view: 3 (t', x', u') in ``coords`` mode, 1 (u~) in ``resample`` mode."""
+        if mode not in MODES:
+            raise ValueError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
+        return 3 if mode == "coords" else 1
+
     @property
     def channels(self) -> int:
-        """Channels of a view: 3 (t', x', u') in ``coords`` mode, 1 (u~) in ``resample`` mode."""
-        return 3 if self.mode == "coords" else 1
+        """Channels of a view (see :meth:`view_channels`)."""
+        return self.view_channels(self.mode)
+
+    @staticmethod
+    def inputs(batch: Mapping[str, Any]) -> tuple[Tensor, ...]:
+        """The positional view arguments from a data-module batch: ``(u, t, x, length)``, u the first field."""
+        return batch["u"][:, :, 0], batch["t"], batch["x"], batch["length"]
 
     def sample_eps(self, batch: int, generator: torch.Generator, device: torch.device) -> Tensor:
         """(n_generators, B) float64, ``eps_i ~ U(-s_i, s_i)``."""

@@ -1,0 +1,222 @@
+"""Two symmetry views of 2D Navier-Stokes + smoke trajectories, built on the batch's device, seeded.
+
+Each view, independently: a random crop of ``crop_t`` consecutive frames and ``crop_x`` x ``crop_y``
+cells lying inside the box (the box is closed, not periodic: crops never wrap), then a group element with
+``eps_i ~ U(-s_i, s_i)`` per enabled generator and sample, composed of the exact one-parameter flows of
+``PDES["ns2d"].symmetries`` by the Lie-Trotter / Strang / Suzuki sequence of
+:func:`~ssl_pde.augment.lie.splitting_sequence` (the same composition as
+:func:`~ssl_pde.augment.lie.apply_group_element`, which only takes one field and two coordinates).
+
+``coords`` mode (the paper's form): no resampling; every crop point keeps its array position and carries
+its transformed coordinates ``(t', x', y')`` as channels beside the transformed fields
+``(smoke, u', v')``. Channel layout of a view (B, 6 * crop_t, crop_x, crop_y), quantity-major:
+``[t'(frame 0..ct-1), x'(...), y'(...), smoke(...), vx'(...), vy'(...)]``, i.e. channel ``q * crop_t + k``
+is quantity ``q`` at frame ``k`` of the window. With ``relative_coords`` the coordinate channels are
+measured from the transformed crop origin (so they stay O(crop size); translations then act only
+through the crop position).
+
+Pressure is not stored. All nine registered flows act on ``(t, x, y, u, v)`` without reading ``p``
+(``p`` only receives its own transformation, e.g. ``p - 2 eps x`` for the quadratic boosts), so each can be
+applied with a dummy pressure that is discarded. The smoke is a passive scalar for every flow: invariant.
+
+Which of them are symmetries of the stored system (Boussinesq NS with buoyancy force ``b s y^`` from the
+advected smoke ``s``, no-slip walls of a closed box, fluid at rest at t = 0)? Of *pure* NS all nine are
+exact; the smoke equation ``s_t + u . grad s = kappa lap s`` is also invariant under all nine with
+``s' = s``. The coupling through ``b s y^`` and the box make the rest approximate:
+
+- ``time_translation``: exact (autonomous equations). The random time window is this translation.
+- ``x_translation``, ``y_translation``: exact in an unbounded domain, but move the walls: approximate.
+- ``boost_x``, ``boost_y`` (Galilean): leave ``b s y^`` unchanged, but the walls move and get velocity
+  ``eps`` (breaks no-slip): approximate.
+- ``quadratic_boost_x/_y`` (accelerating frames): the uniform fictitious force is absorbed by the
+  pressure, so exact in an unbounded domain; the walls move and accelerate: approximate. Their coordinate
+  shift ``eps t^2`` is large at the stored times (t up to ~100), hence off by default.
+- ``scaling``: maps the data to a solution with buoyancy ``b e^{-3 eps}`` (and a rescaled box): the label
+  changes; approximate as an invariance of the buoyancy.
+- ``rotation``: turns gravity (and the walls): not a symmetry of the buoyant system; approximate.
+
+Strengths are therefore kept small by default (``configs/augment/ns2d.yaml``); 0 switches a generator off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ssl_pde.augment.lie import splitting_sequence
+from ssl_pde.pdes import PDES
+
+Tensor = torch.Tensor
+MODES = ("coords",)
+N_FIELDS = 3  # smoke, vx, vy
+N_COORDS = 3  # t, x, y
+
+
+class NSViews:
+    """Configured 2D view builder (``configs/augment/ns2d.yaml``).
+
+    Args:
+        pde: registry name (``ns2d``); its ``symmetries`` are the available generators.
+        strengths: generator name -> maximal |eps| (0 switches it off); names must exist for the PDE.
+        mode: ``"coords"`` (the only mode: transformed coordinates as channels, no resampling).
+        crop_t, crop_x, crop_y: crop size in frames and cells.
+        order, steps: splitting order and steps of the composition.
+        relative_coords: coordinate channels relative to the transformed crop origin.
+    """
+
+    def __init__(
+        self,
+        pde: str = "ns2d",
+        strengths: Mapping[str, float] | None = None,
+        mode: str = "coords",
+        crop_t: int = 16,
+        crop_x: int = 128,
+        crop_y: int = 128,
+        order: int = 2,
+        steps: int = 1,
+        relative_coords: bool = True,
+    ) -> None:
+        strengths = dict(strengths or {})
+        spec = PDES[pde]
+        if spec.n_spatial_dims != 2:
+            raise ValueError(f"NSViews needs a 2D PDE, {pde} has {spec.n_spatial_dims} spatial dimension(s)")
+        unknown = sorted(set(strengths) - set(spec.symmetries))
+        if unknown:
+            raise ValueError(f"unknown generators {unknown} for {pde} (have: {', '.join(spec.symmetries)})")
+        if mode not in MODES:
+            raise ValueError(f"unknown view mode {mode!r} for {pde} (choose from: {', '.join(MODES)})")
+        for name, s in strengths.items():
+            if not (math.isfinite(s) and s >= 0):
+                raise ValueError(f"strength of {name} must be >= 0, got {s!r}")
+        for name, c in (("crop_t", crop_t), ("crop_x", crop_x), ("crop_y", crop_y)):
+            if c < 1:
+                raise ValueError(f"{name} must be >= 1, got {c}")
+        splitting_sequence(1, order, steps)  # validates order and steps
+        self.pde = pde
+        self.names = [n for n in spec.symmetries if strengths.get(n, 0.0) > 0]
+        self.symmetries = [spec.symmetries[n] for n in self.names]
+        self.strengths = torch.tensor([float(strengths[n]) for n in self.names], dtype=torch.float64)
+        self.mode, self.crop_t, self.crop_x, self.crop_y = mode, crop_t, crop_x, crop_y
+        self.order, self.steps, self.relative_coords = order, steps, relative_coords
+
+    @staticmethod
+    def view_channels(mode: str, crop_t: int) -> int:
+        """Channels of a view: ``crop_t * (3 coordinates + 3 fields)`` in ``coords`` mode."""
+        if mode not in MODES:
+            raise ValueError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
+        return int(crop_t) * (N_COORDS + N_FIELDS)
+
+    @property
+    def channels(self) -> int:
+        """Channels of a view (see :meth:`view_channels`)."""
+        return self.view_channels(self.mode, self.crop_t)
+
+    def without_symmetries(self) -> NSViews:
+        """The same crops and layout with every generator off (the crops-only ablation)."""
+        return NSViews(
+            self.pde, {}, self.mode, self.crop_t, self.crop_x, self.crop_y, self.order, self.steps, self.relative_coords
+        )
+
+    @staticmethod
+    def inputs(batch: Mapping[str, Any]) -> tuple[Tensor, ...]:
+        """The positional view arguments from a data-module batch: ``(u, t, x, y)``."""
+        return batch["u"], batch["t"], batch["x"], batch["y"]
+
+    def sample_eps(self, batch: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        """(n_generators, B) float64, ``eps_i ~ U(-s_i, s_i)``."""
+        r = torch.rand(len(self.names), batch, generator=generator, dtype=torch.float64, device=generator.device)
+        return ((2 * r - 1) * self.strengths.to(r.device)[:, None]).to(device)
+
+    def _check(self, u: Tensor) -> None:
+        if u.dim() != 5 or u.shape[2] != N_FIELDS:
+            raise ValueError(f"expected u of shape (B, T, {N_FIELDS}, X, Y), got {tuple(u.shape)}")
+        _, nt, _, nx, ny = u.shape
+        if self.crop_t > nt or self.crop_x > nx or self.crop_y > ny:
+            raise ValueError(
+                f"crop ({self.crop_t}, {self.crop_x}, {self.crop_y}) larger than the data ({nt}, {nx}, {ny})"
+            )
+
+    def crop_starts(self, u: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """Random crop origins (B,) each, in frames and cells; every crop lies inside the box."""
+        self._check(u)
+        b, nt, _, nx, ny = u.shape
+        gd = generator.device
+        t0 = torch.randint(0, nt - self.crop_t + 1, (b,), generator=generator, device=gd)
+        x0 = torch.randint(0, nx - self.crop_x + 1, (b,), generator=generator, device=gd)
+        y0 = torch.randint(0, ny - self.crop_y + 1, (b,), generator=generator, device=gd)
+        return t0.to(u.device), x0.to(u.device), y0.to(u.device)
+
+    def _crop(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, t0: Tensor, x0: Tensor, y0: Tensor):
+        """Cropped fields (3 x (B, ct, cx, cy)) and grids (B, ct, 1, 1), (B, 1, cx, 1), (B, 1, 1, cy), float64."""
+        dev, f64 = u.device, torch.float64
+        ti = t0[:, None] + torch.arange(self.crop_t, device=dev)
+        xi = x0[:, None] + torch.arange(self.crop_x, device=dev)
+        yi = y0[:, None] + torch.arange(self.crop_y, device=dev)
+        bi = torch.arange(u.shape[0], device=dev)
+        # advanced indices around the field slice: result (B, ct, cx, cy, 3)
+        uc = u[bi[:, None, None, None], ti[:, :, None, None], :, xi[:, None, :, None], yi[:, None, None, :]].to(f64)
+        tc = torch.gather(t.to(dev, f64), 1, ti)[:, :, None, None]
+        xc = torch.gather(x.to(dev, f64), 1, xi)[:, None, :, None]
+        yc = torch.gather(y.to(dev, f64), 1, yi)[:, None, None, :]
+        return uc.unbind(-1), tc, xc, yc
+
+    def transform(self, eps: Tensor, t: Tensor, x: Tensor, y: Tensor, vx: Tensor, vy: Tensor):
+        """Apply the split group element to points: returns ``(t', x', y', vx', vy')`` (smoke is invariant).
+
+        Args:
+            eps: (n_generators, B); t, x, y, vx, vy: (B, ...) broadcastable, float64.
+        """
+        shape = (eps.shape[1],) + (1,) * (max(a.dim() for a in (t, x, y, vx, vy)) - 1)
+        p = torch.zeros((), dtype=t.dtype, device=t.device)  # pressure is not stored; no flow reads it
+        for i, frac in splitting_sequence(len(self.symmetries), self.order, self.steps):
+            e = eps[i].reshape(shape) * frac
+            if torch.any(e != 0):
+                t, x, y, vx, vy, p = self.symmetries[i](e, t, x, y, vx, vy, p)
+        return t, x, y, vx, vy
+
+    def _stack(self, tp, xp, yp, s, vx, vy) -> Tensor:
+        shape = s.shape  # (B, ct, cx, cy)
+        parts = [torch.broadcast_to(a, shape) for a in (tp, xp, yp, s, vx, vy)]
+        return torch.cat(parts, dim=1).float()
+
+    def view(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, generator: torch.Generator, **_: Tensor) -> Tensor:
+        """One view of every trajectory.
+
+        Args:
+            u: (B, T, 3, X, Y) fields (smoke, vx, vy); t: (B, T) frame times; x: (B, X), y: (B, Y) cell centres.
+            generator: torch RNG driving crops and group parameters.
+
+        Returns:
+            (B, 6 * crop_t, crop_x, crop_y) float32 (layout in the module docstring).
+        """
+        t0, x0, y0 = self.crop_starts(u, generator)
+        eps = self.sample_eps(u.shape[0], generator, u.device)
+        (s, vx, vy), tc, xc, yc = self._crop(u, t, x, y, t0, x0, y0)
+        tt, xx, yy = torch.broadcast_tensors(tc, xc, yc)
+        tp, xp, yp, vx, vy = self.transform(eps, tt, xx, yy, vx, vy)
+        if self.relative_coords:
+            tp = tp - tp[:, :1, :1, :1]
+            xp = xp - xp[:, :1, :1, :1]
+            yp = yp - yp[:, :1, :1, :1]
+        return self._stack(tp, xp, yp, s, vx, vy)
+
+    def eval_view(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, *_: Tensor) -> Tensor:
+        """Deterministic evaluation input: the central window in t, x and y, no transform; same layout."""
+        self._check(u)
+        b, nt, _, nx, ny = u.shape
+        dev = u.device
+        starts = [
+            torch.full((b,), (n - c) // 2, dtype=torch.long, device=dev)
+            for n, c in ((nt, self.crop_t), (nx, self.crop_x), (ny, self.crop_y))
+        ]
+        (s, vx, vy), tc, xc, yc = self._crop(u, t, x, y, *starts)
+        if self.relative_coords:
+            tc, xc, yc = tc - tc[:, :1, :1, :1], xc - xc[:, :1, :1, :1], yc - yc[:, :1, :1, :1]
+        return self._stack(tc, xc, yc, s, vx, vy)
+
+    def two_views(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, generator: torch.Generator, **params: Tensor):
+        """Two independent views ``(v1, v2)``, each (B, 6 * crop_t, crop_x, crop_y)."""
+        return self.view(u, t, x, y, generator, **params), self.view(u, t, x, y, generator, **params)
