@@ -87,6 +87,34 @@ def test_smoke_writes_checkpoints_wandb_and_encoder(burgers_data, tmp_path):
     assert isinstance(enc, ResNet18) and exported["pde"] == "burgers" and exported["augment"]["mode"] == "coords"
 
 
+def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(tmp_path):
+    """experiment=ns2d_vicreg debug=smoke on tiny ns2d data (32 x 32 cells, 8 frames) from the real
+    generator: 2D views (8 frames x 6 channels), the online buoyancy probe, checkpoints and encoder.pt."""
+    solver = dict(nx=32, ny=32, nt=8, t_start=1.0, t_end=4.5, dt_max=0.1)
+    for split in ("train", "valid"):
+        cfg = compose_cfg(
+            "generate",
+            [
+                "pde=ns2d",
+                *[f"solver.{k}={v}" for k, v in solver.items()],
+                *[f"out_dir={tmp_path}", f"split={split}", "num_samples=8", "shard_size=8", "batch_size=8"],
+                *["device=cpu", "progress=false"],
+            ],
+        )
+        generate(cfg)
+    run = tmp_path / "run"
+    res = _run("experiment=ns2d_vicreg", "debug=smoke", f"data.dir={tmp_path}", f"run_dir={run}", "logger=csv")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    rows = _metrics(run)
+    assert any(r["val/probe_nmse"] for r in rows) and any(r["train/loss"] for r in rows)
+    exported = torch.load(run / "encoder.pt", weights_only=False)
+    assert exported["pde"] == "ns2d" and exported["probe_param"] == "buoyancy"
+    assert exported["encoder"]["in_channels"] == 48 and exported["augment"]["crop_y"] == 32
+    enc = hydra.utils.instantiate(exported["encoder"])
+    enc.load_state_dict(exported["state_dict"])
+
+
 def test_resume_continues_steps_and_wandb_run(burgers_data, tmp_path):
     """ckpt_path=last restores the step count (and optimizer/scheduler) and reuses the W&B run id."""
     run = tmp_path / "run"

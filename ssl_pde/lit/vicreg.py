@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from ssl_pde.augment.ns_views import NSViews
 from ssl_pde.augment.views import LieViews
 from ssl_pde.losses.vicreg import vicreg_loss
 from ssl_pde.metrics import rankme, ridge_probe
@@ -36,7 +37,8 @@ class VICRegModule(L.LightningModule):
     Args:
         encoder: (B, C, T, X) -> (B, D) representation.
         projector: (B, D) -> (B, E) embedding.
-        views: builds two views of a batch on its device (:class:`~ssl_pde.augment.views.LieViews`).
+        views: builds two views of a batch on its device (:class:`~ssl_pde.augment.views.LieViews` in 1D,
+            :class:`~ssl_pde.augment.ns_views.NSViews` in 2D); its ``inputs(batch)`` picks its arguments.
         optimizer: partial optimizer taking the parameter groups.
         weight_decay: applied to weights only (not biases or normalisation parameters).
         sim_coeff, std_coeff, cov_coeff: VICReg weights.
@@ -51,7 +53,7 @@ class VICRegModule(L.LightningModule):
         self,
         encoder: nn.Module,
         projector: nn.Module,
-        views: LieViews,
+        views: LieViews | NSViews,
         optimizer: Callable[..., torch.optim.Optimizer],
         weight_decay: float = 1e-6,
         sim_coeff: float = 25.0,
@@ -72,11 +74,11 @@ class VICRegModule(L.LightningModule):
 
     # ------------------------------------------------------------------ data on the device
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        u = batch["u"][:, :, 0]  # (B, T, X): the first field
+        args = self.views.inputs(batch)  # (u, t, x, length) in 1D (u the first field), (u, t, x, y) in 2D
+        u = args[0]
         if not torch.isfinite(u).all():
             bad = batch["index"][~torch.isfinite(u).flatten(1).all(1)].tolist()
             raise FloatingPointError(f"non-finite values in the input data (trajectory indices {bad[:8]})")
-        args = (u, batch["t"], batch["x"], batch["length"])
         fmt = torch.channels_last if u.is_cuda else torch.contiguous_format
         if self.trainer is not None and self.trainer.training:
             gen = torch.Generator(device=u.device)
@@ -106,9 +108,11 @@ class VICRegModule(L.LightningModule):
         n = min(n, u.shape[0])
         fig, axes = plt.subplots(n, 3, figsize=(9, 2.2 * n), squeeze=False, constrained_layout=True)
         for i in range(n):
-            axes[i, 0].imshow(u[i].float().cpu(), origin="lower", aspect="auto", cmap="RdBu_r")
+            frame = u[i] if u.dim() == 3 else u[i, -1, 0].T  # 1D: (T, X); 2D: last frame of the first field
+            axes[i, 0].imshow(frame.float().cpu(), origin="lower", aspect="auto", cmap="RdBu_r")
             for j, v in enumerate(views):
-                axes[i, j + 1].imshow(v[i, -1].float().cpu(), origin="lower", aspect="auto", cmap="RdBu_r")
+                img = v[i, -1] if u.dim() == 3 else v[i, -1].T  # the last channel
+                axes[i, j + 1].imshow(img.float().cpu(), origin="lower", aspect="auto", cmap="RdBu_r")
         for j, title in enumerate(("trajectory", "view 1 (field)", "view 2 (field)")):
             axes[0, j].set_title(title)
         for lg in loggers:
