@@ -231,3 +231,50 @@ def test_eval_timestep_cli(splits, tmp_path):
     assert bad.returncode == 2 and "exceeds 11 frames" in bad.stderr
     bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.arch=unet")
     assert bad.returncode == 2 and "unknown timestep.arch 'unet'" in bad.stderr
+
+
+def test_eval_regression_on_ns2d_buoyancy(tmp_path):
+    """ssl-pde-eval task=regression on tiny ns2d data from the real generator (32 x 32 cells, 8 frames):
+    the exported NS views (2D crops, time x fields as channels) feed the frozen encoder and the supervised
+    baseline; the buoyancy metrics are finite. Time-stepping refuses 2D data with one line."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_cfg
+
+    solver = dict(nx=32, ny=32, nt=8, t_start=1.0, t_end=4.5, dt_max=0.1)
+    for split, n in (("train", 16), ("valid", 8), ("test", 8)):
+        cfg = compose_cfg(
+            "generate",
+            [
+                "pde=ns2d",
+                *[f"solver.{k}={v}" for k, v in solver.items()],
+                *[f"out_dir={tmp_path}", f"split={split}", f"num_samples={n}", "shard_size=16", "batch_size=16"],
+                *["device=cpu", "progress=false"],
+            ],
+        )
+        generate(cfg)
+    pre = compose_cfg("pretrain", ["experiment=ns2d_vicreg", "debug=smoke", f"run_dir={tmp_path / 'run'}"])
+    enc_cfg = OmegaConf.to_container(pre.encoder, resolve=True)
+    torch.manual_seed(0)
+    torch.save(
+        {
+            "state_dict": hydra.utils.instantiate(enc_cfg).state_dict(),
+            "encoder": enc_cfg,
+            "augment": OmegaConf.to_container(pre.augment, resolve=True),
+            "pde": "ns2d",
+            "probe_param": "buoyancy",
+            "probe_log": False,
+        },
+        tmp_path / "encoder.pt",
+    )
+    common = [f"ckpt={tmp_path / 'encoder.pt'}", f"data.dir={tmp_path}", "device=cpu", "wandb.enabled=false"]
+    opts = ["n_labels=8", "seeds=[0,1,2]", "supervised.steps=2", "mlp_epochs=5", f"out_dir={tmp_path / 'o'}"]
+    res = _eval(*common, *opts)
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert doc["pde"] == "ns2d" and doc["param"] == "buoyancy"
+    for r in doc["per_seed"]:
+        assert all(np.isfinite(r[m]["nmse"]) for m in ("ssl_linear", "ssl_mlp", "supervised", "floor"))
+    bad = _eval(*common, "task=timestep", "timestep.history=2", "timestep.future=2")
+    assert bad.returncode == 2 and "1D data only" in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr

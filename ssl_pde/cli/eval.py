@@ -129,7 +129,8 @@ def setup_task(cfg: DictConfig, split_names: tuple[str, ...]) -> EvalSetup:
     encoder, exp = load_encoder(ckpt, device)
     param = cfg.param or exp.get("probe_param")
     log_target = exp.get("probe_log", False) if cfg.log_target is None else bool(cfg.log_target)
-    views = LieViews(**{k: v for k, v in exp["augment"].items() if k != "_target_"})
+    aug = exp["augment"]  # exports name their view class; older 1D ones without _target_ are LieViews
+    views = hydra.utils.instantiate(aug) if "_target_" in aug else LieViews(**aug)
     root = Path(cfg.data.dir) / exp["pde"]
     splits = {s: Split.load(TrajectoryDataset(root / s, [param], preload=True), param) for s in split_names}
     out = Path(cfg.out_dir) if cfg.out_dir else ckpt.parent / f"eval_{cfg.task}"

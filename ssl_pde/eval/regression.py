@@ -35,22 +35,50 @@ Tensor = torch.Tensor
 
 @dataclass
 class Split:
-    """Trajectories of one split held in memory: u (N, T, X), t (N, T), x (N, X), length (N,), y (N,)."""
+    """Trajectories of one split held in memory, with the target parameter.
 
-    u: Tensor
-    t: Tensor
-    x: Tensor
-    length: Tensor
+    Attributes:
+        data: the data module's batch arrays for every trajectory: ``u`` (N, T, C, X) or (N, T, C, X, Y),
+            ``t`` (N, T), ``x`` (N, X), ``length`` (N,), and for 2D data ``y`` (N, Y) and ``length_y``.
+        y: (N,) the target parameter.
+    """
+
+    data: dict[str, Tensor]
     y: Tensor
 
     @classmethod
     def load(cls, ds: TrajectoryDataset, param: str, indices: list[int] | None = None) -> Split:
         b = ds.__getitems__(list(range(len(ds))) if indices is None else indices)
-        return cls(b["u"][:, :, 0], b["t"], b["x"], b["length"], b["params"][param])
+        keys = ("u", "t", "x", "y", "length", "length_y")
+        return cls({k: b[k] for k in keys if isinstance(b.get(k), Tensor)}, b["params"][param])
 
     def subset(self, idx: np.ndarray) -> Split:
         i = torch.as_tensor(idx)
-        return Split(self.u[i], self.t[i], self.x[i], self.length[i], self.y[i])
+        return Split({k: v[i] for k, v in self.data.items()}, self.y[i])
+
+    def batch(self, sl: slice | Tensor, device: torch.device) -> dict[str, Tensor]:
+        """Rows ``sl`` of every array on ``device``, keyed as a data-module batch (for ``views.inputs``)."""
+        return {k: v[sl].to(device) for k, v in self.data.items()}
+
+    # 1D single-field views used by time-stepping
+    @property
+    def u(self) -> Tensor:
+        """(N, T, X): the first field of 1D data."""
+        if self.data["u"].dim() != 4:
+            raise ValueError("time-stepping supports 1D data only")
+        return self.data["u"][:, :, 0]
+
+    @property
+    def t(self) -> Tensor:
+        return self.data["t"]
+
+    @property
+    def x(self) -> Tensor:
+        return self.data["x"]
+
+    @property
+    def length(self) -> Tensor:
+        return self.data["length"]
 
 
 @torch.no_grad()
@@ -59,9 +87,7 @@ def embed(encoder: nn.Module, views: LieViews, s: Split, device: torch.device, b
     encoder.eval()
     out = []
     for i in range(0, len(s.y), batch):
-        sl = slice(i, i + batch)
-        v = views.eval_view(s.u[sl].to(device), s.t[sl].to(device), s.x[sl].to(device), s.length[sl].to(device))
-        out.append(encoder(v).float().cpu())
+        out.append(encoder(views.eval_view(*views.inputs(s.batch(slice(i, i + batch), device)))).float().cpu())
     return torch.cat(out)
 
 
@@ -140,9 +166,7 @@ def train_supervised(
     model.train()
     for _ in range(steps):
         idx = torch.as_tensor(rng.choice(n, min(batch, n), replace=n < batch))
-        v = views.view(
-            train.u[idx].to(device), train.t[idx].to(device), train.x[idx].to(device), train.length[idx].to(device), gen
-        )
+        v = views.view(*views.inputs(train.batch(idx, device)), gen)
         loss = ((model(v).squeeze(-1) - z[idx.to(device)]) ** 2).mean()
         opt.zero_grad()
         loss.backward()
@@ -158,8 +182,7 @@ def predict_supervised(model: nn.Module, views: LieViews, s: Split, device: torc
     tm, ts = model.target_stats  # type: ignore[attr-defined]
     out = []
     for i in range(0, len(s.y), 256):
-        sl = slice(i, i + 256)
-        v = views.eval_view(s.u[sl].to(device), s.t[sl].to(device), s.x[sl].to(device), s.length[sl].to(device))
+        v = views.eval_view(*views.inputs(s.batch(slice(i, i + 256), device)))
         out.append(model(v).squeeze(-1).double().cpu())
     return torch.cat(out) * ts + tm
 
