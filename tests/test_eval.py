@@ -147,24 +147,29 @@ def test_rollout_metrics_by_hand():
     assert r["rollout_nmse_sum"] == pytest.approx((1 + 0.25) / 2)
 
 
-@pytest.mark.parametrize("arch", ["cnn", "fno"])
+@pytest.mark.parametrize("arch", ["cnn", "fno", "unet"])
 @pytest.mark.parametrize("hidden", [0, 7])
 def test_stepper_film_starts_as_the_unconditioned_map(arch, hidden):
-    """FiLM weights start at zero, so every conditioning variant starts from the same function; after one
-    optimiser step on a condition-dependent target the condition changes the output."""
+    """FiLM weights start at zero, so every conditioning variant starts from the same function; after a few
+    optimiser steps on a condition-dependent target the condition changes the output."""
     from ssl_pde.models.timestepper import build_stepper
 
+    fields = 3 if arch == "unet" else 1
+    shape = (3, 4, 3, 16, 16) if arch == "unet" else (3, 4, 32)
     torch.manual_seed(0)
-    a = build_stepper(arch, 4, 2, 16, cond_dim=0)
+    a = build_stepper(arch, 4, 2, 16, cond_dim=0, fields=fields)
     torch.manual_seed(0)
-    b = build_stepper(arch, 4, 2, 16, cond_dim=5, cond_hidden=hidden)
-    u, c = torch.randn(3, 4, 32), torch.randn(3, 5)
+    b = build_stepper(arch, 4, 2, 16, cond_dim=5, cond_hidden=hidden, fields=fields)
+    u, c = torch.randn(shape), torch.randn(3, 5)
     out = b(u, c)
-    assert out.shape == (3, 2, 32)
+    assert out.shape == (3, 2, *shape[2:])
     torch.testing.assert_close(out, a(u))
-    opt = torch.optim.SGD(b.parameters(), lr=0.1)
-    ((b(u, c) - c[:, :1, None]) ** 2).mean().backward()
-    opt.step()
+    opt = torch.optim.Adam(b.parameters(), lr=1e-2)
+    target = c[:, :1].reshape(3, *[1] * (len(shape) - 1))
+    for _ in range(3):
+        opt.zero_grad()
+        ((b(u, c) - target) ** 2).mean().backward()
+        opt.step()
     assert not torch.allclose(b(u, c), b(u, -c))
     with pytest.raises(ValueError, match="needs cond"):
         b(u)
@@ -229,14 +234,24 @@ def test_eval_timestep_cli(splits, tmp_path):
     assert not (tmp_path / "ts" / "wandb").exists()
     bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.history=10", "timestep.future=5")
     assert bad.returncode == 2 and "exceeds 11 frames" in bad.stderr
-    bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.arch=unet")
-    assert bad.returncode == 2 and "unknown timestep.arch 'unet'" in bad.stderr
+    bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.arch=transformer")
+    assert bad.returncode == 2 and "unknown timestep.arch 'transformer'" in bad.stderr
+    bad = _eval(
+        f"ckpt={ckpt}",
+        "task=timestep",
+        f"data.dir={root}",
+        "timestep.arch=unet",
+        "timestep.history=4",
+        "timestep.future=2",
+    )
+    assert bad.returncode == 2 and "timestep.arch=unet does not fit 1D data (use one of: cnn, fno)" in bad.stderr
 
 
 def test_eval_regression_on_ns2d_buoyancy(tmp_path):
     """ssl-pde-eval task=regression on tiny ns2d data from the real generator (32 x 32 cells, 8 frames):
     the exported NS views (2D crops, time x fields as channels) feed the frozen encoder and the supervised
-    baseline; the buoyancy metrics are finite. Time-stepping refuses 2D data with one line."""
+    baseline; the buoyancy metrics are finite. task=timestep trains the U-Net stepper with the three
+    conditionings (the SSL one from the encoder's 4-frame window) and writes finite rollout metrics."""
     import hydra
     from omegaconf import OmegaConf
 
@@ -254,7 +269,9 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
             ],
         )
         generate(cfg)
-    pre = compose_cfg("pretrain", ["experiment=ns2d_vicreg", "debug=smoke", f"run_dir={tmp_path / 'run'}"])
+    pre = compose_cfg(
+        "pretrain", ["experiment=ns2d_vicreg", "debug=smoke", "augment.crop_t=4", f"run_dir={tmp_path / 'run'}"]
+    )
     enc_cfg = OmegaConf.to_container(pre.encoder, resolve=True)
     torch.manual_seed(0)
     torch.save(
@@ -276,5 +293,16 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
     assert doc["pde"] == "ns2d" and doc["param"] == "buoyancy"
     for r in doc["per_seed"]:
         assert all(np.isfinite(r[m]["nmse"]) for m in ("ssl_linear", "ssl_mlp", "supervised", "floor"))
-    bad = _eval(*common, "task=timestep", "timestep.history=2", "timestep.future=2")
-    assert bad.returncode == 2 and "1D data only" in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+    ts = ["task=timestep", "timestep.history=4", "timestep.future=2", "timestep.steps=3", "timestep.width=8"]
+    res = _eval(*common, *ts, "timestep.arch=unet", "n_labels=16", "seeds=[0,1,2]", f"out_dir={tmp_path / 'ts'}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads((tmp_path / "ts" / "results.json").read_text())
+    for r in doc["per_seed"]:
+        assert all(np.isfinite(v["rollout_nmse"]) and v["frames"] == 4 for v in r.values())
+    assert (tmp_path / "ts" / "rollouts.png").is_file()
+    for args, msg in (
+        (["timestep.arch=cnn"], "timestep.arch=cnn does not fit 2D data (use one of: unet)"),
+        (["timestep.arch=unet", "timestep.history=3", "timestep.future=1"], "use history >= 4"),
+    ):
+        bad = _eval(*common, *ts[:3], *args)
+        assert bad.returncode == 2 and msg in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr

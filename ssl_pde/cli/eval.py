@@ -255,7 +255,7 @@ def run_regression(cfg: DictConfig) -> dict[str, Any]:
 def run_timestep(cfg: DictConfig) -> dict[str, Any]:
     """Time-stepping with conditioning none / true parameter / SSL representation, over seeds."""
     from ssl_pde.eval.timestep import VARIANTS, evaluate_timestep_seed
-    from ssl_pde.models.timestepper import STEPPERS
+    from ssl_pde.models.timestepper import STEPPERS, STEPPERS_2D
 
     ts = cfg.timestep
     if ts.arch not in STEPPERS:
@@ -265,10 +265,12 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
     st = setup_task(cfg, ("train", "test"))
     device, encoder, exp, param, log_target, views = st.device, st.encoder, st.exp, st.param, st.log_target, st.views
     train, test, out = st.splits["train"], st.splits["test"], st.out
-    if ts.history + ts.future > train.u.shape[1]:
-        raise UserError(
-            f"timestep.history + timestep.future = {ts.history + ts.future} exceeds {train.u.shape[1]} frames"
-        )
+    nt, is_2d = train.data["u"].shape[1], train.data["u"].dim() == 5
+    if ts.history + ts.future > nt:
+        raise UserError(f"timestep.history + timestep.future = {ts.history + ts.future} exceeds {nt} frames")
+    if is_2d != (ts.arch in STEPPERS_2D):
+        need = ", ".join(STEPPERS_2D if is_2d else [a for a in STEPPERS if a not in STEPPERS_2D])
+        raise UserError(f"timestep.arch={ts.arch} does not fit {'2D' if is_2d else '1D'} data (use one of: {need})")
     n = min(cfg.n_labels, len(train.y))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -338,19 +340,33 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _plot_rollouts(path: Path, rollouts: dict[str, torch.Tensor]) -> Path:
+    """1D: space-time images of the first test rollout per variant. 2D: the first field (smoke for ns2d)
+    of the first test trajectory at the first and last predicted frames, per variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     keys = ["truth", "none", "param", "ssl"]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), constrained_layout=True)
-    vmax = float(rollouts["truth"][0].abs().max())
-    for ax, k in zip(axes, keys, strict=True):
-        ax.imshow(rollouts[k][0].numpy(), origin="lower", aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-        ax.set_title(k if k != "truth" else "truth (test trajectory)")
-        ax.set_xlabel("x index")
-        ax.set_ylabel("predicted frame")
+    if rollouts["truth"].dim() == 3:  # (n, K, X)
+        fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), constrained_layout=True)
+        vmax = float(rollouts["truth"][0].abs().max())
+        for ax, k in zip(axes, keys, strict=True):
+            ax.imshow(rollouts[k][0].numpy(), origin="lower", aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+            ax.set_title(k if k != "truth" else "truth (test trajectory)")
+            ax.set_xlabel("x index")
+            ax.set_ylabel("predicted frame")
+    else:  # (n, K, C, X, Y)
+        kk = rollouts["truth"].shape[1]
+        fig, axes = plt.subplots(2, 4, figsize=(13, 6.4), constrained_layout=True)
+        lo, hi = float(rollouts["truth"][0, :, 0].min()), float(rollouts["truth"][0, :, 0].max())
+        for col, k in enumerate(keys):
+            for row, f in enumerate((0, kk - 1)):
+                ax = axes[row, col]
+                ax.imshow(rollouts[k][0, f, 0].T.numpy(), origin="lower", cmap="viridis", vmin=lo, vmax=hi)
+                ax.set_title(f"{k}, predicted frame {f + 1}")
+                ax.set_xticks([])
+                ax.set_yticks([])
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

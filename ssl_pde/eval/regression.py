@@ -60,26 +60,6 @@ class Split:
         """Rows ``sl`` of every array on ``device``, keyed as a data-module batch (for ``views.inputs``)."""
         return {k: v[sl].to(device) for k, v in self.data.items()}
 
-    # 1D single-field views used by time-stepping
-    @property
-    def u(self) -> Tensor:
-        """(N, T, X): the first field of 1D data."""
-        if self.data["u"].dim() != 4:
-            raise ValueError("time-stepping supports 1D data only")
-        return self.data["u"][:, :, 0]
-
-    @property
-    def t(self) -> Tensor:
-        return self.data["t"]
-
-    @property
-    def x(self) -> Tensor:
-        return self.data["x"]
-
-    @property
-    def length(self) -> Tensor:
-        return self.data["length"]
-
 
 @torch.no_grad()
 def embed(encoder: nn.Module, views: LieViews, s: Split, device: torch.device, batch: int = 256) -> Tensor:

@@ -43,14 +43,38 @@ def conditions(
         y = s.y.double()
         return (torch.log(y) if log_target else y)[:, None].float()
     assert encoder is not None and views is not None
+    first = history - views.crop_t  # the view reads frames [first, history): the initial window only
     out = []
     for i in range(0, len(s.y), 128):
-        sl = slice(i, i + 128)
-        v = views.eval_view(
-            s.u[sl, :history].to(device), s.t[sl, :history].to(device), s.x[sl].to(device), s.length[sl].to(device)
-        )
-        out.append(encoder(v).float().cpu())
+        b = s.batch(slice(i, i + 128), device)
+        b["u"], b["t"] = b["u"][:, first:history], b["t"][:, first:history]
+        out.append(encoder(views.eval_view(*views.inputs(b))).float().cpu())
     return torch.cat(out)
+
+
+def frames(s: Split) -> Tensor:
+    """The stepped state of every trajectory: (N, T, X) for 1D data (its field), (N, T, C, X, Y) for 2D."""
+    u = s.data["u"]
+    return u[:, :, 0] if u.dim() == 4 else u
+
+
+def window_views(views: LieViews, s: Split, history: int) -> LieViews:
+    """Evaluation views (no symmetries) of the initial input window over the whole domain.
+
+    1D: the ``history`` frames. 2D: the encoder's own ``crop_t`` frames ending at ``history`` (its input
+    channels are frames x quantities, so the window length is fixed by pretraining).
+    """
+    w = views.without_symmetries()
+    u = s.data["u"]
+    if u.dim() == 4:
+        w.crop_t, w.crop_x = history, u.shape[-1]
+    else:
+        if views.crop_t > history:
+            raise ValueError(
+                f"the encoder reads {views.crop_t} frames but timestep.history={history}: use history >= {views.crop_t}"
+            )
+        w.crop_x, w.crop_y = u.shape[-2], u.shape[-1]
+    return w
 
 
 def reduce_conditions(c_train: Tensor, c_test: Tensor, dims: int | None) -> tuple[Tensor, Tensor]:
@@ -91,14 +115,18 @@ def train_stepper(
     """Train on random windows of the train trajectories (MSE on the next ``future`` frames)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_stepper(arch, history, future, width, 0 if cond is None else cond.shape[1], cond_hidden).to(device)
+    u = frames(train)
+    fields = u.shape[2] if u.dim() == 5 else 1
+    model = build_stepper(arch, history, future, width, 0 if cond is None else cond.shape[1], cond_hidden, fields).to(
+        device
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    n, nt = train.u.shape[:2]
+    n, nt = u.shape[:2]
     for _ in range(steps):
         idx = rng.integers(0, n, batch)
         start = rng.integers(0, nt - history - future + 1, batch)
-        win = torch.stack([train.u[i, s : s + history + future] for i, s in zip(idx, start, strict=True)]).to(device)
+        win = torch.stack([u[i, s : s + history + future] for i, s in zip(idx, start, strict=True)]).to(device)
         c = None if cond is None else cond[idx].to(device)
         loss = ((model(win[:, :history], c) - win[:, history:]) ** 2).mean()
         opt.zero_grad()
@@ -112,13 +140,15 @@ def train_stepper(
 def rollout(
     model: torch.nn.Module, s: Split, cond: Tensor | None, history: int, future: int, device: torch.device
 ) -> tuple[Tensor, Tensor]:
-    """Autoregressive prediction from the first ``history`` true frames: (pred, truth), each (N, K, X)."""
-    nt = s.u.shape[1]
+    """Autoregressive prediction from the first ``history`` true frames: (pred, truth), each (N, K, X) for
+    1D data or (N, K, C, X, Y) for 2D."""
+    u = frames(s)
+    nt = u.shape[1]
     k = (nt - history) // future * future
     preds = []
     for i in range(0, len(s.y), 128):
         sl = slice(i, i + 128)
-        cur = s.u[sl, :history].to(device)
+        cur = u[sl, :history].to(device)
         c = None if cond is None else cond[sl].to(device)
         out = []
         while sum(o.shape[1] for o in out) < k:
@@ -126,7 +156,7 @@ def rollout(
             out.append(nxt)
             cur = torch.cat([cur, nxt], dim=1)[:, -history:]
         preds.append(torch.cat(out, dim=1).cpu())
-    return torch.cat(preds), s.u[:, history : history + k]
+    return torch.cat(preds), u[:, history : history + k]
 
 
 def evaluate_timestep_seed(
@@ -148,12 +178,11 @@ def evaluate_timestep_seed(
     ssl_dims: int | None = None,
 ) -> dict[str, Any]:
     """Every conditioning variant for one seed; returns metrics and the first test rollouts for plots."""
-    window_views = views.without_symmetries()
-    window_views.crop_t, window_views.crop_x = history, train.u.shape[-1]
+    wv = window_views(views, train, history)
     result, rollouts = {}, {}
     for variant in VARIANTS:
-        c_train = conditions(variant, train, encoder, window_views, history, log_target, device)
-        c_test = conditions(variant, test, encoder, window_views, history, log_target, device)
+        c_train = conditions(variant, train, encoder, wv, history, log_target, device)
+        c_test = conditions(variant, test, encoder, wv, history, log_target, device)
         if c_train is not None:
             c_train, c_test = reduce_conditions(c_train, c_test, ssl_dims if variant == "ssl" else None)
         model = train_stepper(train, c_train, history, future, steps, batch, lr, width, seed, device, arch, cond_hidden)
