@@ -109,8 +109,8 @@ MODULES = {"generate": "data_gen.cli.generate", "pretrain": "ssl_pde.cli.pretrai
 class Runner:
     """Runs the project's command lines, records them, and times them."""
 
-    def __init__(self, out: Path, dry_run: bool) -> None:
-        self.out, self.dry_run = out, dry_run
+    def __init__(self, out: Path, dry_run: bool, record: bool = True) -> None:
+        self.out, self.dry_run, self.record = out, dry_run, record
         self.times: dict[str, float] = {}
         out.mkdir(parents=True, exist_ok=True)
         self.script = out / "commands.sh"
@@ -118,6 +118,8 @@ class Runner:
     def __call__(self, key: str, tool: str, args: list[str]) -> None:
         cmd = [sys.executable, "-m", MODULES[tool], *args]
         shown = f"ssl-pde-{tool} " + " ".join(shlex.quote(a) for a in args)
+        if not self.record:
+            return
         print(f"\n[{time.strftime('%H:%M:%S')}] {key}: {shown}", flush=True)
         with self.script.open("a") as f:
             f.write(shown + "\n")
@@ -221,15 +223,26 @@ def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runne
             ts_rows.append(
                 f"| {pde} | {arch} | {r['n_train']} | {per[0]['none']['frames']} | {' | '.join(cells)} | {ratio} |"
             )
-    doc["step_seconds"] = runner.times
+    old = out / "results_1d.json"  # step times of earlier invocations (other PDEs, finished steps) are kept
+    times = json.loads(old.read_text()).get("step_seconds", {}) if old.exists() else {}
+    doc["step_seconds"] = {**times, **runner.times}
     doc["wall_seconds"] = wall
+    minutes = {
+        pde: {
+            stage: sum(v for k, v in doc["step_seconds"].items() if k.startswith(f"{pde}/{stage}")) / 60
+            for stage in ("generate", "pretrain", "regression", "timestep")
+        }
+        for pde in paths
+    }
     (out / "results_1d.json").write_text(json.dumps(doc, indent=2, default=str))
     lines = [
         f"# 1D reproduction, scale `{args.scale}`",
         "",
         f"Command: `python scripts/reproduce_1d.py --scale {args.scale} --pdes {' '.join(args.pdes)} "
         f"--device {args.device}`; every step is listed in `{out / 'commands.sh'}`. Machine: {platform.platform()}. "
-        f"Wall time of this invocation: {wall / 60:.1f} min (steps found done were skipped).",
+        "Wall minutes per step (all invocations): "
+        + "; ".join(f"{p}: " + ", ".join(f"{k} {v:.1f}" for k, v in m.items()) for p, m in minutes.items())
+        + ".",
         "",
         "## Parameter regression (NMSE, mean ± std over seeds; ratio above 1: SSL linear probe wins)",
         "",
@@ -255,10 +268,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="default: runs/reproduce_1d_<scale>")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto (for generation and evaluation)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    ap.add_argument("--summary-only", action="store_true", help="only collect the results already in --out")
     args = ap.parse_args()
     out = args.out or Path("runs") / f"reproduce_1d_{args.scale}"
     scale = SCALES[args.scale]
-    runner = Runner(out, args.dry_run)
+    runner = Runner(out, args.dry_run or args.summary_only, record=not args.summary_only)
     t0 = time.perf_counter()
     paths = {pde: run_pde(pde, scale, out, args.device, runner) for pde in args.pdes}
     if args.dry_run:
