@@ -18,6 +18,8 @@ change from the last input frame.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
@@ -52,7 +54,7 @@ def _grid(u: Tensor) -> Tensor:
     return torch.linspace(0, 1, nx, device=u.device, dtype=u.dtype).expand(b, 1, nx)
 
 
-class _Stepper(nn.Module):
+class _Stepper(nn.Module, ABC):
     """Shared lift / FiLM / projection around an architecture's hidden layers."""
 
     n_layers: int
@@ -69,8 +71,13 @@ class _Stepper(nn.Module):
         cond_dim, width, hidden = self._film_args
         self.film = FiLM(cond_dim, self.n_layers, width, hidden) if cond_dim > 0 else None
 
-    def layer(self, i: int, h: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def layer(self, i: int, h: Tensor) -> Tensor:
+        """The update z of hidden layer ``i`` from h (B, width, X), before FiLM."""
+
+    @abstractmethod
+    def activation(self, h: Tensor, z: Tensor) -> Tensor:
+        """The next hidden state from h and the (modulated) update z."""
 
     def forward(self, u: Tensor, cond: Tensor | None = None) -> Tensor:
         """u: (B, history, X), cond: (B, cond_dim) or None -> the next frames (B, future, X)."""
