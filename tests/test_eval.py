@@ -85,7 +85,7 @@ def test_frozen_encoder_is_unchanged_and_metrics_finite(splits):
     for k, v in enc.state_dict().items():
         assert torch.equal(v, before[k]), k
     for m in ("ssl_linear", "ssl_mlp", "supervised", "floor"):
-        assert np.isfinite(r["metrics"][m]["nmse"]) and np.isfinite(r["metrics"][m]["rel_l1"]), m
+        assert all(np.isfinite(r["metrics"][m][k]) for k in ("nmse", "rel_l1", "mse")), m
     assert r["metrics"]["supervised_choice"] in ("supervised_lie", "supervised_crops")
 
 
@@ -145,6 +145,17 @@ def test_rollout_metrics_by_hand():
     assert r["frames"] == 3
     assert r["rollout_nmse"] == pytest.approx((1 + 0.25) / 6)
     assert r["rollout_nmse_sum"] == pytest.approx((1 + 0.25) / 2)
+    assert r["rollout_mse"] == pytest.approx((4 * 1.0 + 4 * 0.25) / 24)  # 24 predicted values
+
+
+def test_regression_mse_by_hand():
+    """mse is the plain mean squared error (the paper's NS buoyancy metric): predicting the mean of
+    U(0.2, 0.5) scores its variance, 0.0075, on a fine uniform grid of labels."""
+    from ssl_pde.metrics import mse
+
+    y = torch.linspace(0.2, 0.5, 100001, dtype=torch.float64)
+    assert float(mse(torch.full_like(y, 0.35), y)) == pytest.approx(0.0075, rel=1e-4)
+    assert float(mse(torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.0]))) == pytest.approx(0.125)
 
 
 @pytest.mark.parametrize("arch", ["cnn", "fno", "unet"])
@@ -233,7 +244,7 @@ def test_eval_timestep_cli(splits, tmp_path):
     assert (tmp_path / "ts" / "rollouts.png").is_file()
     assert not (tmp_path / "ts" / "wandb").exists()
     bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.history=10", "timestep.future=5")
-    assert bad.returncode == 2 and "exceeds 11 frames" in bad.stderr
+    assert bad.returncode == 2 and "timestep.future=5 exceeds the 11 frames" in bad.stderr
     bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.arch=transformer")
     assert bad.returncode == 2 and "unknown timestep.arch 'transformer'" in bad.stderr
     bad = _eval(
@@ -299,10 +310,17 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
     doc = json.loads((tmp_path / "ts" / "results.json").read_text())
     for r in doc["per_seed"]:
         assert all(np.isfinite(v["rollout_nmse"]) and v["frames"] == 4 for v in r.values())
+    assert doc["rollout_start"] == 4
     assert (tmp_path / "ts" / "rollouts.png").is_file()
+    # A shorter stepper history than the encoder's 4-frame window: the rollout still starts at frame 4.
+    short = ["timestep.history=2", "timestep.future=1", "seeds=[0]", f"out_dir={tmp_path / 'ts2'}"]
+    res = _eval(*common, *ts[:1], *ts[3:], *short, "timestep.arch=unet", "n_labels=16")
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads((tmp_path / "ts2" / "results.json").read_text())
+    assert doc["rollout_start"] == 4 and doc["per_seed"][0]["none"]["frames"] == 4
     for args, msg in (
         (["timestep.arch=cnn"], "timestep.arch=cnn does not fit 2D data (use one of: unet)"),
-        (["timestep.arch=unet", "timestep.history=3", "timestep.future=1"], "use history >= 4"),
+        (["timestep.arch=unet", "timestep.history=2", "timestep.future=5"], "timestep.future=5 exceeds the 8 frames"),
     ):
         bad = _eval(*common, *ts[:3], *args)
         assert bad.returncode == 2 and msg in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr

@@ -1,4 +1,4 @@
-"""The 1D reproduction driver (scripts/reproduce_1d.py)."""
+"""The reproduction driver (scripts/reproduce.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_1d.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce.py"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -31,6 +31,15 @@ def test_dry_run_lists_every_step(tmp_path):
         assert sum("n_labels=64" in ln for ln in mine) == 1 and sum("n_labels=256" in ln for ln in mine) == 1
         assert {a for ln in mine for a in ("cnn", "fno") if f"timestep.arch={a}" in ln} == {"cnn", "fno"}
     assert not (tmp_path / "kdv").exists()
+    # ns2d has its own settings: splits, the laptop experiment, and the 2D U-Net stepper only
+    ns = tmp_path / "ns"
+    res = _run("--scale", "cpu", "--pdes", "ns2d", "--out", str(ns), "--dry-run")
+    assert res.returncode == 0, res.stderr
+    lines = (ns / "commands.sh").read_text().splitlines()
+    assert any("split=train" in ln and "num_samples=2048" in ln and "solver.nx=32" in ln for ln in lines)
+    assert sum("experiment=ns2d_cpu" in ln for ln in lines) == 1
+    steps = [ln for ln in lines if "task=timestep" in ln]
+    assert len(steps) == 1 and "timestep.arch=unet" in steps[0] and "timestep.history=4" in steps[0]
     bad = _run("--scale", "huge", "--out", str(tmp_path))
     assert bad.returncode == 2 and "huge" in bad.stderr
 
@@ -41,10 +50,10 @@ def test_tiny_reproduction_end_to_end(tmp_path):
     one time-stepping row per stepper with finite numbers; a second invocation skips all finished steps."""
     res = _run("--scale", "tiny", "--pdes", "ks", "--out", str(tmp_path), "--device", "cpu")
     assert res.returncode == 0, res.stderr[-3000:]
-    doc = json.loads((tmp_path / "results_1d.json").read_text())
+    doc = json.loads((tmp_path / "summary.json").read_text())
     assert set(doc["pdes"]["ks"]["timestep"]) == {"cnn", "fno"}
     assert "16" in doc["pdes"]["ks"]["regression"]
-    md = (tmp_path / "results_1d.md").read_text()
+    md = (tmp_path / "summary.md").read_text()
     assert md.count("| ks |") == 3 and "nan" not in md
     first = doc["step_seconds"]
     assert len(first) == 3 + 1 + 1 + 2
@@ -52,7 +61,7 @@ def test_tiny_reproduction_end_to_end(tmp_path):
     assert again.returncode == 0
     # generation is re-invoked (it resumes and finds every shard done); nothing else reruns, so the recorded
     # times of the other steps are those of the first invocation
-    second = json.loads((tmp_path / "results_1d.json").read_text())["step_seconds"]
+    second = json.loads((tmp_path / "summary.json").read_text())["step_seconds"]
     assert {k: v for k, v in second.items() if "/generate/" not in k} == {
         k: v for k, v in first.items() if "/generate/" not in k
     }

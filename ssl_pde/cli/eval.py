@@ -55,13 +55,12 @@ def summary_table(results: list[dict[str, Any]], n_labels: int, param: str, n_te
         f"Regression of `{param}`: {n_labels} labelled trajectories, {n_test} test trajectories, "
         f"{len(results)} seeds (mean ± std).",
         "",
-        "| method | NMSE | relative L1 |",
-        "|---|---|---|",
+        "| method | NMSE | relative L1 | MSE |",
+        "|---|---|---|---|",
     ]
     for m in METHODS:
-        a = np.array([r[m]["nmse"] for r in results])
-        b = np.array([r[m]["rel_l1"] for r in results])
-        lines.append(f"| {LABELS[m]} | {a.mean():.4g} ± {a.std():.2g} | {b.mean():.4g} ± {b.std():.2g} |")
+        cells = [np.array([r[m][k] for r in results]) for k in ("nmse", "rel_l1", "mse")]
+        lines.append(f"| {LABELS[m]} | " + " | ".join(f"{a.mean():.4g} ± {a.std():.2g}" for a in cells) + " |")
     ratio = np.array([r["supervised"]["nmse"] / r["ssl_linear"]["nmse"] for r in results])
     lines += [
         "",
@@ -241,7 +240,7 @@ def run_regression(cfg: DictConfig) -> dict[str, Any]:
         "summary": {
             m: {
                 k: [float(np.mean([r[m][k] for r in results])), float(np.std([r[m][k] for r in results]))]
-                for k in ("nmse", "rel_l1")
+                for k in ("nmse", "rel_l1", "mse")
             }
             for m in METHODS
         },
@@ -254,7 +253,7 @@ def run_regression(cfg: DictConfig) -> dict[str, Any]:
 
 def run_timestep(cfg: DictConfig) -> dict[str, Any]:
     """Time-stepping with conditioning none / true parameter / SSL representation, over seeds."""
-    from ssl_pde.eval.timestep import VARIANTS, evaluate_timestep_seed
+    from ssl_pde.eval.timestep import VARIANTS, evaluate_timestep_seed, rollout_start
     from ssl_pde.models.timestepper import STEPPERS, STEPPERS_2D
 
     ts = cfg.timestep
@@ -266,11 +265,15 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
     device, encoder, exp, param, log_target, views = st.device, st.encoder, st.exp, st.param, st.log_target, st.views
     train, test, out = st.splits["train"], st.splits["test"], st.out
     nt, is_2d = train.data["u"].shape[1], train.data["u"].dim() == 5
-    if ts.history + ts.future > nt:
-        raise UserError(f"timestep.history + timestep.future = {ts.history + ts.future} exceeds {nt} frames")
     if is_2d != (ts.arch in STEPPERS_2D):
         need = ", ".join(STEPPERS_2D if is_2d else [a for a in STEPPERS if a not in STEPPERS_2D])
         raise UserError(f"timestep.arch={ts.arch} does not fit {'2D' if is_2d else '1D'} data (use one of: {need})")
+    start = rollout_start(views, train, ts.history)
+    if start + ts.future > nt:
+        why = f"timestep.history={ts.history}" + (f", encoder window {views.crop_t}" if is_2d else "")
+        raise UserError(
+            f"the rollout starts at frame {start} ({why}) and timestep.future={ts.future} exceeds the {nt} frames"
+        )
     n = min(cfg.n_labels, len(train.y))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -302,18 +305,17 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
     k = results[0]["none"]["frames"]
     lines = [
         f"Time-stepping ({exp['pde']}): {n} training trajectories, {len(test.y)} test trajectories, rollout of "
-        f"{k} frames from frame {ts.history} ({ts.history} in, {ts.future} out per step), {len(results)} seeds; "
+        f"{k} frames from frame {start} ({ts.history} in, {ts.future} out per step), {len(results)} seeds; "
         f"stepper {ts.arch} (width {ts.width}, {ts.steps} steps), SSL condition "
         f"{'all dimensions' if ts.ssl_dims is None else f'{ts.ssl_dims} principal components'}.",
         "",
-        "| conditioning | rollout_nmse (mean over frames) | rollout_nmse_sum (over frames) |",
-        "|---|---|---|",
+        "| conditioning | rollout_nmse (mean over frames) | rollout_nmse_sum (over frames) | rollout_mse |",
+        "|---|---|---|---|",
     ]
     names = {"none": "none", "param": f"true {param}", "ssl": "frozen SSL representation"}
     for v in VARIANTS:
-        a = np.array([r[v]["rollout_nmse"] for r in results])
-        b = np.array([r[v]["rollout_nmse_sum"] for r in results])
-        lines.append(f"| {names[v]} | {a.mean():.4g} ± {a.std():.2g} | {b.mean():.4g} ± {b.std():.2g} |")
+        cells = [np.array([r[v][k] for r in results]) for k in ("rollout_nmse", "rollout_nmse_sum", "rollout_mse")]
+        lines.append(f"| {names[v]} | " + " | ".join(f"{a.mean():.4g} ± {a.std():.2g}" for a in cells) + " |")
     table = "\n".join(lines)
     fig = _plot_rollouts(out / "rollouts.png", first)
     doc = {
@@ -322,13 +324,14 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
         "param": param,
         "n_train": n,
         "n_test": len(test.y),
+        "rollout_start": start,
         "seeds": list(cfg.seeds),
         "ckpt": str(st.ckpt),
         "per_seed": results,
         "summary": {
             v: {
                 k: [float(np.mean([r[v][k] for r in results])), float(np.std([r[v][k] for r in results]))]
-                for k in ("rollout_nmse", "rollout_nmse_sum")
+                for k in ("rollout_nmse", "rollout_nmse_sum", "rollout_mse")
             }
             for v in VARIANTS
         },

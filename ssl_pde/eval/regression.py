@@ -27,7 +27,7 @@ from torch import nn
 
 from ssl_pde.augment.views import LieViews
 from ssl_pde.data.datasets import TrajectoryDataset
-from ssl_pde.metrics import nmse, rel_l1, ridge_fit_predict
+from ssl_pde.metrics import mse, nmse, rel_l1, ridge_fit_predict
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -168,7 +168,7 @@ def predict_supervised(model: nn.Module, views: LieViews, s: Split, device: torc
 
 
 def scores(pred: Tensor, y: Tensor) -> dict[str, float]:
-    return {"nmse": float(nmse(pred, y)), "rel_l1": float(rel_l1(pred, y))}
+    return {"nmse": float(nmse(pred, y)), "rel_l1": float(rel_l1(pred, y)), "mse": float(mse(pred, y))}
 
 
 def evaluate_seed(

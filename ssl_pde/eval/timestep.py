@@ -36,7 +36,9 @@ def conditions(
     log_target: bool,
     device: torch.device,
 ) -> Tensor | None:
-    """(N, cond_dim) raw conditions of every trajectory of ``s`` (before standardisation), or None."""
+    """(N, cond_dim) raw conditions of every trajectory of ``s`` (before standardisation), or None.
+
+    ``history`` here is the rollout's start frame: the SSL view reads the ``views.crop_t`` frames before it."""
     if variant == "none":
         return None
     if variant == "param":
@@ -61,20 +63,23 @@ def frames(s: Split) -> Tensor:
 def window_views(views: LieViews, s: Split, history: int) -> LieViews:
     """Evaluation views (no symmetries) of the initial input window over the whole domain.
 
-    1D: the ``history`` frames. 2D: the encoder's own ``crop_t`` frames ending at ``history`` (its input
-    channels are frames x quantities, so the window length is fixed by pretraining).
+    1D: the ``history`` frames. 2D: the encoder's own ``crop_t`` frames (its input channels are frames x
+    quantities, so the window length is fixed by pretraining); see :func:`rollout_start`.
     """
     w = views.without_symmetries()
     u = s.data["u"]
     if u.dim() == 4:
         w.crop_t, w.crop_x = history, u.shape[-1]
     else:
-        if views.crop_t > history:
-            raise ValueError(
-                f"the encoder reads {views.crop_t} frames but timestep.history={history}: use history >= {views.crop_t}"
-            )
         w.crop_x, w.crop_y = u.shape[-2], u.shape[-1]
     return w
+
+
+def rollout_start(views: LieViews, s: Split, history: int) -> int:
+    """First predicted frame. 1D: ``history`` (the SSL view reads the stepper's input window). 2D: at least
+    the encoder's ``crop_t``, so that the SSL condition (the ``crop_t`` frames before the start) and the
+    stepper's ``history`` input frames are both true frames; every variant starts there."""
+    return history if s.data["u"].dim() == 4 else max(history, views.crop_t)
 
 
 def reduce_conditions(c_train: Tensor, c_test: Tensor, dims: int | None) -> tuple[Tensor, Tensor]:
@@ -138,17 +143,24 @@ def train_stepper(
 
 @torch.no_grad()
 def rollout(
-    model: torch.nn.Module, s: Split, cond: Tensor | None, history: int, future: int, device: torch.device
+    model: torch.nn.Module,
+    s: Split,
+    cond: Tensor | None,
+    history: int,
+    future: int,
+    device: torch.device,
+    start: int | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Autoregressive prediction from the first ``history`` true frames: (pred, truth), each (N, K, X) for
-    1D data or (N, K, C, X, Y) for 2D."""
+    """Autoregressive prediction from frame ``start`` (default ``history``) on, from the ``history`` true
+    frames before it: (pred, truth), each (N, K, X) for 1D data or (N, K, C, X, Y) for 2D."""
     u = frames(s)
     nt = u.shape[1]
-    k = (nt - history) // future * future
+    start = history if start is None else start
+    k = (nt - start) // future * future
     preds = []
     for i in range(0, len(s.y), 128):
         sl = slice(i, i + 128)
-        cur = u[sl, :history].to(device)
+        cur = u[sl, start - history : start].to(device)
         c = None if cond is None else cond[sl].to(device)
         out = []
         while sum(o.shape[1] for o in out) < k:
@@ -156,7 +168,7 @@ def rollout(
             out.append(nxt)
             cur = torch.cat([cur, nxt], dim=1)[:, -history:]
         preds.append(torch.cat(out, dim=1).cpu())
-    return torch.cat(preds), u[:, history : history + k]
+    return torch.cat(preds), u[:, start : start + k]
 
 
 def evaluate_timestep_seed(
@@ -179,15 +191,16 @@ def evaluate_timestep_seed(
 ) -> dict[str, Any]:
     """Every conditioning variant for one seed; returns metrics and the first test rollouts for plots."""
     wv = window_views(views, train, history)
+    start = rollout_start(views, train, history)
     result, rollouts = {}, {}
     for variant in VARIANTS:
-        c_train = conditions(variant, train, encoder, wv, history, log_target, device)
-        c_test = conditions(variant, test, encoder, wv, history, log_target, device)
+        c_train = conditions(variant, train, encoder, wv, start, log_target, device)
+        c_test = conditions(variant, test, encoder, wv, start, log_target, device)
         if c_train is not None:
             c_train, c_test = reduce_conditions(c_train, c_test, ssl_dims if variant == "ssl" else None)
         model = train_stepper(train, c_train, history, future, steps, batch, lr, width, seed, device, arch, cond_hidden)
-        pred, truth = rollout(model, test, c_test, history, future, device)
+        pred, truth = rollout(model, test, c_test, history, future, device, start)
         result[variant] = rollout_nmse(pred, truth)
         rollouts[variant] = pred[:3]
     rollouts["truth"] = truth[:3]
-    return {"metrics": result, "rollouts": rollouts}
+    return {"metrics": result, "rollouts": rollouts, "start": start}

@@ -1,8 +1,9 @@
-"""The 1D reproduction: for Burgers, KdV and KS, generate data, pretrain VICReg, evaluate the frozen encoder.
+"""The reproduction: per PDE, generate data, pretrain VICReg, evaluate the frozen encoder downstream.
 
-    python scripts/reproduce_1d.py --scale cpu                      # laptop scale, about 1 h on 2 CPU cores
-    python scripts/reproduce_1d.py --scale paper --device cuda      # 10,000 unlabelled trajectories per PDE
-    python scripts/reproduce_1d.py --scale cpu --pdes ks --out runs/ks_only
+    python scripts/reproduce.py --scale cpu                          # Burgers, KdV, KS at laptop scale (~2 h, 2 cores)
+    python scripts/reproduce.py --scale cpu --pdes ns2d              # NS buoyancy on a 32 x 32 grid (laptop scale)
+    python scripts/reproduce.py --scale paper --device cuda          # 10,000 unlabelled trajectories per 1D PDE
+    python scripts/reproduce.py --scale paper --pdes ns2d --device cuda   # PDEArena's NS split sizes
 
 Every step is one of the project's command lines (``ssl-pde-generate``, ``ssl-pde-pretrain``,
 ``ssl-pde-eval``) run as a subprocess, and every command is appended to ``<out>/commands.sh`` so that any
@@ -16,8 +17,9 @@ stopped. Per PDE:
    the supervised baseline and the floor, 3 seeds;
 4. conditioned time-stepping (none / true parameter / SSL representation) for each stepper architecture.
 
-The summary (``<out>/results_1d.md`` and ``.json``) collects every results.json with the wall time of each
-step and the machine.
+The summary (``<out>/summary.md`` and ``.json``) collects every results.json with the wall time of each
+step and the machine. A scale's settings are shared by the PDEs unless it overrides one for a PDE
+(``<key>_pde``): ns2d has its own split sizes, pretraining overrides, time-stepping settings and stepper.
 """
 
 from __future__ import annotations
@@ -50,17 +52,25 @@ SCALES: dict[str, dict] = {
                 "solver.nx=32 solver.nt=16 solver.nt_total=21 solver.length=22.0 solver.t_end=5.0 "
                 "solver.solver_nx=64 solver.dt_max=0.01"
             ).split(),
+            "ns2d": (
+                "solver.nx=16 solver.ny=16 solver.nt=12 solver.t_start=1.0 solver.t_end=6.5 solver.dt_max=0.2 "
+                "pde.shard_size=16"
+            ).split(),
         },
         "experiments": {},
         "pretrain": ["debug=smoke", "trainer=cpu", "logger=csv"],
+        "pretrain_pde": {"ns2d": ["debug=smoke", "trainer=cpu", "logger=csv", "augment.crop_x=16"]},
         "labels": [16],
         "eval": ["supervised.steps=2", "mlp_epochs=5", "seeds=[0,1,2]"],
         "timestep": (
             "timestep.history=4 timestep.future=2 timestep.steps=3 timestep.width=8 timestep.ssl_dims=2 seeds=[0,1,2]"
         ).split(),
         "archs": ["cnn", "fno"],
+        "archs_pde": {"ns2d": ["unet"]},
     },
-    # Laptop scale: small narrow encoders on 32 x 64 crops; the demo's cheaper Burgers.
+    # Laptop scale: small narrow encoders on 32 x 64 crops; the demo's cheaper Burgers. NS on a 32 x 32 grid
+    # (dx = 1, dt <= 0.1: the 128 x 128 setting's CFL number at an eighth of its resolution, ~2 trajectories/s
+    # on 2 cores) with the whole box in each 16-frame view (experiment=ns2d_cpu).
     "cpu": {
         "splits": {"train": 1024, "valid": 128, "test": 256},
         "generate": {
@@ -73,7 +83,9 @@ SCALES: dict[str, dict] = {
                 "solver.solver_nx=512",
                 "solver.dt_max=2.0e-3",
             ],
+            "ns2d": "solver.nx=32 solver.ny=32 solver.dt_max=0.1 pde.batch_size=128 pde.shard_size=128".split(),
         },
+        "splits_pde": {"ns2d": {"train": 2048, "valid": 128, "test": 256}},
         "pretrain": [
             "trainer=cpu",
             "trainer.max_epochs=60",
@@ -85,11 +97,20 @@ SCALES: dict[str, dict] = {
             "optim.lr=1.0e-3",
             "logger=csv",
         ],
-        "experiments": {"burgers": "burgers_demo"},
+        "pretrain_pde": {"ns2d": ["logger=csv"]},
+        "experiments": {"burgers": "burgers_demo", "ns2d": "ns2d_cpu"},
         "labels": [64, 256],
         "eval": ["supervised.steps=300", "seeds=[0,1,2]"],
         "timestep": ["timestep.steps=500", "timestep.batch=32", "seeds=[0,1,2]"],
+        # PDEArena's NS stepping: 4 frames in, 1 out; the rollout starts after the encoder's 16-frame window.
+        "timestep_pde": {
+            "ns2d": (
+                "timestep.history=4 timestep.future=1 timestep.steps=1000 timestep.batch=32 timestep.width=32 "
+                "seeds=[0,1,2]"
+            ).split()
+        },
         "archs": ["cnn", "fno"],
+        "archs_pde": {"ns2d": ["unet"]},
     },
     # The paper's scale: 10,000 unlabelled trajectories, full-width ResNet18, on a GPU.
     "paper": {
@@ -101,8 +122,28 @@ SCALES: dict[str, dict] = {
         "eval": ["supervised.steps=2000", "supervised.batch=128", "seeds=[0,1,2]"],
         "timestep": ["timestep.steps=5000", "timestep.batch=64", "seeds=[0,1,2]"],
         "archs": ["cnn", "fno"],
+        # NS: PDEArena's conditioned-smoke split sizes, the paper's crops (experiment=ns2d_vicreg).
+        "splits_pde": {"ns2d": {"train": 6656, "valid": 1664, "test": 1664}},
+        "pretrain_pde": {"ns2d": ["trainer=gpu", "trainer.max_epochs=100", "logger=csv"]},
+        "labels_pde": {"ns2d": [256, 1664]},
+        "timestep_pde": {
+            "ns2d": (
+                "timestep.history=4 timestep.future=1 timestep.steps=20000 timestep.batch=32 timestep.width=64 "
+                "seeds=[0,1,2]"
+            ).split()
+        },
+        "archs_pde": {"ns2d": ["unet"]},
     },
 }
+PDE_NAMES = ("burgers", "kdv", "ks", "ns2d")
+METRIC = {"burgers": "nmse", "kdv": "nmse", "ks": "nmse", "ns2d": "mse"}  # the paper's metric per PDE
+
+
+def setting(scale: dict, key: str, pde: str):
+    """A scale's value for ``key``, or its per-PDE override ``<key>_pde[pde]``."""
+    return scale.get(f"{key}_pde", {}).get(pde, scale[key])
+
+
 MODULES = {"generate": "data_gen.cli.generate", "pretrain": "ssl_pde.cli.pretrain", "eval": "ssl_pde.cli.eval"}
 
 
@@ -135,7 +176,7 @@ class Runner:
 def run_pde(pde: str, scale: dict, out: Path, device: str, run: Runner) -> dict:
     """All steps for one PDE; returns the paths of its results."""
     data = out / pde / "data"
-    for split, n in scale["splits"].items():
+    for split, n in setting(scale, "splits", pde).items():
         run(
             f"{pde}/generate/{split}",
             "generate",
@@ -156,37 +197,29 @@ def run_pde(pde: str, scale: dict, out: Path, device: str, run: Runner) -> dict:
         run(
             f"{pde}/pretrain",
             "pretrain",
-            [f"experiment={experiment}", f"data.dir={data}", f"run_dir={pre}", *scale["pretrain"], *resume],
+            [
+                f"experiment={experiment}",
+                f"data.dir={data}",
+                f"run_dir={pre}",
+                *setting(scale, "pretrain", pde),
+                *resume,
+            ],
         )
     results = {"regression": {}, "timestep": {}}
-    for n in scale["labels"]:
+
+    def evaluate(key: str, d: Path, args: list[str]) -> Path:
+        if not (d / "results.json").exists():
+            run(key, "eval", [f"ckpt={enc}", f"data.dir={data}", f"out_dir={d}", f"device={device}", *args])
+        return d / "results.json"
+
+    for n in setting(scale, "labels", pde):
         d = out / pde / f"eval_regression_n{n}"
-        if not (d / "results.json").exists():
-            run(
-                f"{pde}/regression/n{n}",
-                "eval",
-                [f"ckpt={enc}", f"data.dir={data}", f"n_labels={n}", f"out_dir={d}", f"device={device}"]
-                + scale["eval"],
-            )
-        results["regression"][n] = d / "results.json"
-    for arch in scale["archs"]:
+        results["regression"][n] = evaluate(f"{pde}/regression/n{n}", d, [f"n_labels={n}", *scale["eval"]])
+    for arch in setting(scale, "archs", pde):
         d = out / pde / f"eval_timestep_{arch}"
-        if not (d / "results.json").exists():
-            run(
-                f"{pde}/timestep/{arch}",
-                "eval",
-                [
-                    "task=timestep",
-                    f"ckpt={enc}",
-                    f"data.dir={data}",
-                    f"n_labels={scale['splits']['train']}",
-                    f"timestep.arch={arch}",
-                    f"out_dir={d}",
-                    f"device={device}",
-                    *scale["timestep"],
-                ],
-            )
-        results["timestep"][arch] = d / "results.json"
+        n_train = setting(scale, "splits", pde)["train"]
+        args = ["task=timestep", f"n_labels={n_train}", f"timestep.arch={arch}", *setting(scale, "timestep", pde)]
+        results["timestep"][arch] = evaluate(f"{pde}/timestep/{arch}", d, args)
     return results
 
 
@@ -196,7 +229,7 @@ def _ms(values: list[float]) -> str:
 
 
 def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runner: Runner, wall: float) -> str:
-    """Markdown tables over PDEs from the per-step results.json files; also writes results_1d.json."""
+    """Markdown tables over PDEs from the per-step results.json files; also writes summary.json."""
     reg_rows, ts_rows, doc = [], [], {"scale": args.scale, "machine": platform.platform(), "pdes": {}}
     for pde, res in paths.items():
         doc["pdes"][pde] = {"regression": {}, "timestep": {}}
@@ -206,24 +239,22 @@ def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runne
             r = json.loads(p.read_text())
             per = r["per_seed"]
             doc["pdes"][pde]["regression"][n] = r["summary"]
-            ratio = [s["supervised"]["nmse"] / s["ssl_linear"]["nmse"] for s in per]
-            reg_rows.append(
-                f"| {pde} | `{r['param']}` | {n} | {_ms([s['ssl_linear']['nmse'] for s in per])} | "
-                f"{_ms([s['ssl_mlp']['nmse'] for s in per])} | {_ms([s['supervised']['nmse'] for s in per])} | "
-                f"{_ms([s['floor']['nmse'] for s in per])} | {_ms(ratio)} |"
-            )
+            m = METRIC[pde]
+            ratio = [s["supervised"][m] / s["ssl_linear"][m] for s in per]
+            cells = " | ".join(_ms([s[k][m] for s in per]) for k in ("ssl_linear", "ssl_mlp", "supervised", "floor"))
+            reg_rows.append(f"| {pde} | `{r['param']}` | {m.upper()} | {n} | {cells} | {_ms(ratio)} |")
         for arch, p in res["timestep"].items():
             if not p.exists():
                 continue
             r = json.loads(p.read_text())
             per = r["per_seed"]
             doc["pdes"][pde]["timestep"][arch] = per
-            cells = [_ms([s[v]["rollout_nmse"] for s in per]) for v in ("none", "param", "ssl")]
-            ratio = _ms([s["ssl"]["rollout_nmse"] / s["none"]["rollout_nmse"] for s in per])
-            ts_rows.append(
-                f"| {pde} | {arch} | {r['n_train']} | {per[0]['none']['frames']} | {' | '.join(cells)} | {ratio} |"
-            )
-    old = out / "results_1d.json"  # step times of earlier invocations (other PDEs, finished steps) are kept
+            m = "rollout_" + METRIC[pde]
+            cells = [_ms([s[v][m] for s in per]) for v in ("none", "param", "ssl")]
+            ratio = _ms([s["ssl"][m] / s["none"][m] for s in per])
+            head = f"| {pde} | {arch} | `{m}` | {r['n_train']} | {per[0]['none']['frames']}"
+            ts_rows.append(f"{head} | {' | '.join(cells)} | {ratio} |")
+    old = out / "summary.json"  # step times of earlier invocations (other PDEs, finished steps) are kept
     times = json.loads(old.read_text()).get("step_seconds", {}) if old.exists() else {}
     doc["step_seconds"] = {**times, **runner.times}
     doc["wall_seconds"] = wall
@@ -234,43 +265,45 @@ def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runne
         }
         for pde in paths
     }
-    (out / "results_1d.json").write_text(json.dumps(doc, indent=2, default=str))
+    (out / "summary.json").write_text(json.dumps(doc, indent=2, default=str))
     lines = [
-        f"# 1D reproduction, scale `{args.scale}`",
+        f"# Reproduction, scale `{args.scale}`",
         "",
-        f"Command: `python scripts/reproduce_1d.py --scale {args.scale} --pdes {' '.join(args.pdes)} "
+        f"Command: `python scripts/reproduce.py --scale {args.scale} --pdes {' '.join(args.pdes)} "
         f"--device {args.device}`; every step is listed in `{out / 'commands.sh'}`. Machine: {platform.platform()}. "
         "Wall minutes per step (all invocations): "
         + "; ".join(f"{p}: " + ", ".join(f"{k} {v:.1f}" for k, v in m.items()) for p, m in minutes.items())
         + ".",
         "",
-        "## Parameter regression (NMSE, mean ± std over seeds; ratio above 1: SSL linear probe wins)",
+        "## Parameter regression (mean ± std over seeds; ratio above 1: SSL linear probe wins)",
         "",
-        "| PDE | target | labels | SSL + linear | SSL + MLP | supervised | floor | supervised / SSL-linear |",
-        "|---|---|---|---|---|---|---|---|",
+        "NMSE for the 1D PDEs, MSE for the NS buoyancy (the paper's metrics).",
+        "",
+        "| PDE | target | metric | labels | SSL + linear | SSL + MLP | supervised | floor | supervised / SSL-linear |",
+        "|---|---|---|---|---|---|---|---|---|",
         *reg_rows,
         "",
-        "## Conditioned time-stepping (rollout_nmse, mean over frames; ratio below 1: SSL conditioning helps)",
+        "## Conditioned time-stepping (rollout error, mean over frames; ratio below 1: SSL conditioning helps)",
         "",
-        "| PDE | stepper | train traj. | frames | none | true parameter | SSL representation | SSL / none |",
-        "|---|---|---|---|---|---|---|---|",
+        "| PDE | stepper | metric | train traj. | frames | none | true parameter | SSL representation | SSL / none |",
+        "|---|---|---|---|---|---|---|---|---|",
         *ts_rows,
     ]
     text = "\n".join(lines) + "\n"
-    (out / "results_1d.md").write_text(text)
+    (out / "summary.md").write_text(text)
     return text
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", choices=sorted(SCALES), default="cpu")
-    ap.add_argument("--pdes", nargs="+", default=["burgers", "kdv", "ks"], choices=["burgers", "kdv", "ks"])
-    ap.add_argument("--out", type=Path, default=None, help="default: runs/reproduce_1d_<scale>")
+    ap.add_argument("--pdes", nargs="+", default=["burgers", "kdv", "ks"], choices=PDE_NAMES)
+    ap.add_argument("--out", type=Path, default=None, help="default: runs/reproduce_<scale>")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto (for generation and evaluation)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     ap.add_argument("--summary-only", action="store_true", help="only collect the results already in --out")
     args = ap.parse_args()
-    out = args.out or Path("runs") / f"reproduce_1d_{args.scale}"
+    out = args.out or Path("runs") / f"reproduce_{args.scale}"
     scale = SCALES[args.scale]
     runner = Runner(out, args.dry_run or args.summary_only, record=not args.summary_only)
     t0 = time.perf_counter()
@@ -278,7 +311,7 @@ def main() -> None:
     if args.dry_run:
         return
     print("\n" + summarise(paths, out, args, runner, time.perf_counter() - t0))
-    print(f"summary: {out / 'results_1d.md'}, {out / 'results_1d.json'}")
+    print(f"summary: {out / 'summary.md'}, {out / 'summary.json'}")
 
 
 if __name__ == "__main__":
