@@ -105,7 +105,7 @@ SCALES: dict[str, dict] = {
         # PDEArena's NS stepping: 4 frames in, 1 out; the rollout starts after the encoder's 16-frame window.
         "timestep_pde": {
             "ns2d": (
-                "timestep.history=4 timestep.future=1 timestep.steps=1000 timestep.batch=32 timestep.width=32 "
+                "timestep.history=4 timestep.future=1 timestep.steps=600 timestep.batch=32 timestep.width=16 "
                 "seeds=[0,1,2]"
             ).split()
         },

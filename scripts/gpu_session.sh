@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Every GPU measurement the open targets need, in stages that each fit a 10-minute call, on one CUDA machine.
+#
+#   bash scripts/gpu_session.sh tests          # pytest -m gpu: GPU vs CPU solvers and views, bf16 pretraining
+#   bash scripts/gpu_session.sh datagen        # bench_datagen 1D on cuda + 10,000 KS trajectories end to end
+#   bash scripts/gpu_session.sh ns2d           # bench_datagen ns2d on cuda + 512 trajectories end to end (x13 = 6,656)
+#   bash scripts/gpu_session.sh views          # bench_views at batch 256, crops 128 x 256
+#   bash scripts/gpu_session.sh train          # bench_train at batch 256, crops 128 x 256
+#   bash scripts/gpu_session.sh pretrain10k    # 10,000 Burgers trajectories, 100 epochs, timed (target < 10 min)
+#   bash scripts/gpu_session.sh all            # every stage in this order
+#
+# Benchmarks write docs/benchmarks/*_cuda.{md,json}; timings of the end-to-end runs are appended to
+# ${OUT:-/tmp}/gpu_session.log. Data goes to ${DATA:-/tmp/gpu_data}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp}
+DATA=${DATA:-/tmp/gpu_data}
+LOG="$OUT/gpu_session.log"
+mkdir -p "$OUT" "$DATA"
+
+timed() {  # timed LABEL COMMAND...: run, append "LABEL: N s" to the log
+  local label=$1
+  shift
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@"
+  t1=$(date +%s.%N)
+  echo "$label: $(python -c "print(f'{$t1 - $t0:.1f}')") s ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))" \
+    | tee -a "$LOG"
+}
+
+stage() {
+  case $1 in
+    tests)
+      pytest -m gpu -q -rs tests/test_gpu.py ;;
+    datagen)
+      python scripts/bench_datagen.py --pdes burgers kdv ks --device cuda --n-ref 2 --tag cuda --out docs/benchmarks
+      timed "ssl-pde-generate pde=ks num_samples=10000 device=cuda" \
+        ssl-pde-generate pde=ks split=train num_samples=10000 shard_size=10000 batch_size=10000 \
+        out_dir="$DATA/ks10k" device=cuda overwrite=true progress=false ;;
+    ns2d)
+      python scripts/bench_datagen.py --pde ns2d --device cuda --n-batch 512 --ns2d-steps 60 --n-shard 0 \
+        --phiflow-steps 0 --tag cuda --out docs/benchmarks
+      timed "ssl-pde-generate pde=ns2d num_samples=512 device=cuda (x13 = 6,656)" \
+        ssl-pde-generate pde=ns2d split=train num_samples=512 batch_size=512 out_dir="$DATA/ns512" \
+        device=cuda overwrite=true progress=false ;;
+    views)
+      python scripts/bench_views.py --device cuda --batch 256 --crop 128 256 --tag cuda --out docs/benchmarks ;;
+    train)
+      python scripts/bench_train.py --device cuda --batch 256 --crop 128 256 --tag cuda --out docs/benchmarks ;;
+    pretrain10k)
+      ssl-pde-generate pde=burgers split=train num_samples=10000 out_dir="$DATA/b10k" device=cuda progress=false
+      ssl-pde-generate pde=burgers split=valid num_samples=1000 out_dir="$DATA/b10k" device=cuda progress=false
+      timed "ssl-pde-pretrain experiment=burgers_vicreg, 10,000 trajectories, 100 epochs" \
+        ssl-pde-pretrain experiment=burgers_vicreg trainer=gpu data.dir="$DATA/b10k" data.preload=true \
+        data.batch_size=256 trainer.max_epochs=100 logger=csv run_dir="$DATA/b10k_run" ;;
+    *)
+      echo "error: unknown stage '$1' (tests, datagen, ns2d, views, train, pretrain10k, all)" >&2
+      exit 2 ;;
+  esac
+}
+
+if [ "${1:-}" = "all" ]; then
+  for s in tests datagen ns2d views train pretrain10k; do stage "$s"; done
+else
+  stage "${1:?usage: gpu_session.sh STAGE (tests, datagen, ns2d, views, train, pretrain10k, all)}"
+fi
