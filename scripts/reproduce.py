@@ -69,7 +69,7 @@ SCALES: dict[str, dict] = {
         "archs_pde": {"ns2d": ["unet"]},
     },
     # Laptop scale: small narrow encoders on 32 x 64 crops; the demo's cheaper Burgers. NS on a 32 x 32 grid
-    # (dx = 1, dt <= 0.1: the 128 x 128 setting's CFL number at an eighth of its resolution, ~2 trajectories/s
+    # (dx = 1, dt <= 0.1: the 128 x 128 setting's CFL number at a quarter of its resolution per axis, ~2 traj/s
     # on 2 cores) with the whole box in each 16-frame view (experiment=ns2d_cpu).
     "cpu": {
         "splits": {"train": 1024, "valid": 128, "test": 256},
