@@ -102,6 +102,22 @@ def test_determinism_crops_inside_the_box_and_ablation():
         NSViews("ns2d", {"galilean_boost": 0.1})
 
 
+def test_same_window_shares_the_crop_and_nothing_else():
+    """same_window: both views read the same frames and cells (their crops-only versions are equal) while
+    the group elements differ; without it the windows differ for some trajectories."""
+    u, t, x, y = tg_batch(b=32)
+    kw = dict(crop_t=2, crop_x=7, crop_y=6)
+    shared = NSViews("ns2d", ALL, same_window=True, **kw)
+    plain = shared.without_symmetries()
+    assert plain.same_window
+    p1, p2 = plain.two_views(u, t, x, y, gen(5))
+    assert torch.equal(p1, p2)  # same crops, no transformation
+    v1, v2 = shared.two_views(u, t, x, y, gen(5))
+    assert not torch.equal(v1, v2)  # other group elements
+    q1, q2 = NSViews("ns2d", {}, **kw).two_views(u, t, x, y, gen(5))
+    assert not torch.equal(q1, q2)  # independent windows by default
+
+
 def _compose(names, eps, t, x, y, u, v, p, order=2, steps=1, inverse=False):
     """The registry flows composed directly: the reference for the view's transformation."""
     syms = [PDES["ns2d"].symmetries[n] for n in names]

@@ -65,6 +65,9 @@ class NSViews:
         crop_t, crop_x, crop_y: crop size in frames and cells.
         order, steps: splitting order and steps of the composition.
         relative_coords: coordinate channels relative to the transformed crop origin.
+        same_window: both views of a trajectory share one crop (time window and position); only their group
+            elements differ. Off (the paper's form), the two windows differ, which asks the encoder to be
+            invariant to where in time a window lies - not a symmetry of a flow started from rest.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class NSViews:
         order: int = 2,
         steps: int = 1,
         relative_coords: bool = True,
+        same_window: bool = False,
     ) -> None:
         strengths = dict(strengths or {})
         spec = PDES[pde]
@@ -101,6 +105,7 @@ class NSViews:
         self.strengths = torch.tensor([float(strengths[n]) for n in self.names], dtype=torch.float64)
         self.mode, self.crop_t, self.crop_x, self.crop_y = mode, crop_t, crop_x, crop_y
         self.order, self.steps, self.relative_coords = order, steps, relative_coords
+        self.same_window = same_window
 
     @staticmethod
     def view_channels(mode: str, crop_t: int) -> int:
@@ -117,7 +122,16 @@ class NSViews:
     def without_symmetries(self) -> NSViews:
         """The same crops and layout with every generator off (the crops-only ablation)."""
         return NSViews(
-            self.pde, {}, self.mode, self.crop_t, self.crop_x, self.crop_y, self.order, self.steps, self.relative_coords
+            self.pde,
+            {},
+            self.mode,
+            self.crop_t,
+            self.crop_x,
+            self.crop_y,
+            self.order,
+            self.steps,
+            self.relative_coords,
+            self.same_window,
         )
 
     @staticmethod
@@ -182,17 +196,27 @@ class NSViews:
         parts = [torch.broadcast_to(a, shape) for a in (tp, xp, yp, s, vx, vy)]
         return torch.cat(parts, dim=1).float()
 
-    def view(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, generator: torch.Generator, **_: Tensor) -> Tensor:
+    def view(
+        self,
+        u: Tensor,
+        t: Tensor,
+        x: Tensor,
+        y: Tensor,
+        generator: torch.Generator,
+        starts: tuple[Tensor, Tensor, Tensor] | None = None,
+        **_: Tensor,
+    ) -> Tensor:
         """One view of every trajectory.
 
         Args:
             u: (B, T, 3, X, Y) fields (smoke, vx, vy); t: (B, T) frame times; x: (B, X), y: (B, Y) cell centres.
             generator: torch RNG driving crops and group parameters.
+            starts: crop origins (B,) x 3 (frames, cells) to use instead of drawing them.
 
         Returns:
             (B, 6 * crop_t, crop_x, crop_y) float32 (layout in the module docstring).
         """
-        t0, x0, y0 = self.crop_starts(u, generator)
+        t0, x0, y0 = self.crop_starts(u, generator) if starts is None else starts
         eps = self.sample_eps(u.shape[0], generator, u.device)
         (s, vx, vy), tc, xc, yc = self._crop(u, t, x, y, t0, x0, y0)
         tt, xx, yy = torch.broadcast_tensors(tc, xc, yc)
@@ -218,5 +242,10 @@ class NSViews:
         return self._stack(tc, xc, yc, s, vx, vy)
 
     def two_views(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, generator: torch.Generator, **params: Tensor):
-        """Two independent views ``(v1, v2)``, each (B, 6 * crop_t, crop_x, crop_y)."""
-        return self.view(u, t, x, y, generator, **params), self.view(u, t, x, y, generator, **params)
+        """Two views ``(v1, v2)``, each (B, 6 * crop_t, crop_x, crop_y): independent, or with ``same_window``
+        one shared crop and independent group elements."""
+        starts = self.crop_starts(u, generator) if self.same_window else None
+        return (
+            self.view(u, t, x, y, generator, starts=starts, **params),
+            self.view(u, t, x, y, generator, starts=starts, **params),
+        )
