@@ -115,8 +115,11 @@ def _read(root: Path, split: str, frames: int | None = None) -> tuple[np.ndarray
     """u (N, T, 3, X, Y) (the first ``frames``), t (N, T) and buoyancy (N,) of every shard of a split."""
     import h5py
 
+    from ssl_pde.data.schema import list_shards, validate_shard
+
     us, ts, bs = [], [], []
-    for f in sorted((root / "ns2d" / split).glob("shard-*.h5")):
+    for f in list_shards(root / "ns2d" / split):
+        validate_shard(f, load_values=False)  # refuses incomplete or wrong-version shards
         with h5py.File(f, "r") as h:
             us.append(h["u"][:, :frames])
             ts.append(h["t"][:, :frames])

@@ -32,24 +32,24 @@ def conditions(
     s: Split,
     encoder: nn.Module | None,
     views: LieViews | None,
-    history: int,
+    start: int,
     log_target: bool,
     device: torch.device,
 ) -> Tensor | None:
     """(N, cond_dim) raw conditions of every trajectory of ``s`` (before standardisation), or None.
 
-    ``history`` here is the rollout's start frame: the SSL view reads the ``views.crop_t`` frames before it."""
+    ``start`` is the rollout's first predicted frame: the SSL view reads the ``views.crop_t`` frames before it."""
     if variant == "none":
         return None
     if variant == "param":
         y = s.y.double()
         return (torch.log(y) if log_target else y)[:, None].float()
     assert encoder is not None and views is not None
-    first = history - views.crop_t  # the view reads frames [first, history): the initial window only
+    first = start - views.crop_t  # the view reads frames [first, start): the initial window only
     out = []
     for i in range(0, len(s.y), 128):
         b = s.batch(slice(i, i + 128), device)
-        b["u"], b["t"] = b["u"][:, first:history], b["t"][:, first:history]
+        b["u"], b["t"] = b["u"][:, first:start], b["t"][:, first:start]
         out.append(encoder(views.eval_view(*views.inputs(b))).float().cpu())
     return torch.cat(out)
 
