@@ -118,6 +118,26 @@ def test_same_window_shares_the_crop_and_nothing_else():
     assert not torch.equal(q1, q2)  # independent windows by default
 
 
+def test_normalize_coords_divides_by_the_crop_extent():
+    """normalize_coords: the same draws give the same fields, and coordinate channels equal to the plain
+    ones divided by the untransformed crop's extent per axis ((ct-1) dt, (cx-1) dx, (cy-1) dy of the
+    Taylor-Green grid); the evaluation view's coordinates then span exactly [0, 1]."""
+    u, t, x, y = tg_batch(b=4)
+    kw = dict(crop_t=3, crop_x=6, crop_y=5)
+    plain = NSViews("ns2d", ALL, **kw)
+    norm = NSViews("ns2d", ALL, normalize_coords=True, **kw)
+    assert norm.without_symmetries().normalize_coords
+    extents = (2 * float(t[0, 1] - t[0, 0]), 5 * float(x[0, 1] - x[0, 0]), 4 * float(y[0, 1] - y[0, 0]))
+    a, b = blocks(plain.view(u, t, x, y, gen(3)), 3), blocks(norm.view(u, t, x, y, gen(3)), 3)
+    for k in range(3):
+        torch.testing.assert_close(b[k], a[k] / extents[k], rtol=1e-5, atol=1e-6)
+    for k in range(3, 6):
+        assert torch.equal(a[k], b[k])
+    e = blocks(norm.eval_view(u, t, x, y), 3)
+    for k in range(3):
+        assert float(e[k].amin()) == 0.0 and abs(float(e[k].amax()) - 1.0) < 1e-6
+
+
 def _compose(names, eps, t, x, y, u, v, p, order=2, steps=1, inverse=False):
     """The registry flows composed directly: the reference for the view's transformation."""
     syms = [PDES["ns2d"].symmetries[n] for n in names]

@@ -68,6 +68,9 @@ class NSViews:
         same_window: both views of a trajectory share one crop (time window and position); only their group
             elements differ. Off (the paper's form), the two windows differ, which asks the encoder to be
             invariant to where in time a window lies - not a symmetry of a flow started from rest.
+        normalize_coords: divide the coordinate channels by the untransformed crop's extent along each axis
+            (``(crop_t - 1) dt``, ``(crop_x - 1) dx``, ``(crop_y - 1) dy``), so that with ``relative_coords`` they
+            lie near [0, 1] like the fields, instead of reaching tens of units beside O(1) velocities.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class NSViews:
         steps: int = 1,
         relative_coords: bool = True,
         same_window: bool = False,
+        normalize_coords: bool = False,
     ) -> None:
         strengths = dict(strengths or {})
         spec = PDES[pde]
@@ -105,7 +109,7 @@ class NSViews:
         self.strengths = torch.tensor([float(strengths[n]) for n in self.names], dtype=torch.float64)
         self.mode, self.crop_t, self.crop_x, self.crop_y = mode, crop_t, crop_x, crop_y
         self.order, self.steps, self.relative_coords = order, steps, relative_coords
-        self.same_window = same_window
+        self.same_window, self.normalize_coords = same_window, normalize_coords
 
     @staticmethod
     def view_channels(mode: str, crop_t: int) -> int:
@@ -132,6 +136,7 @@ class NSViews:
             self.steps,
             self.relative_coords,
             self.same_window,
+            self.normalize_coords,
         )
 
     @staticmethod
@@ -191,6 +196,18 @@ class NSViews:
                 t, x, y, vx, vy, p = self.symmetries[i](e, t, x, y, vx, vy, p)
         return t, x, y, vx, vy
 
+    def _coord_channels(self, coords: tuple[Tensor, ...], grids: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """Coordinate channels from the (transformed) coordinates ``(t', x', y')`` (B, ct, cx, cy) each: measured
+        from the crop origin with ``relative_coords``, divided by the extents of the untransformed crop grids
+        ``(tc, xc, yc)`` ((B, ct, 1, 1), (B, 1, cx, 1), (B, 1, 1, cy)) with ``normalize_coords``."""
+        if self.relative_coords:
+            coords = tuple(c - c[:, :1, :1, :1] for c in coords)
+        if self.normalize_coords:
+            ext = [g.flatten(1).amax(1) - g.flatten(1).amin(1) for g in grids]  # (B,) each; 0 for a 1-point axis
+            ext = [torch.where(e > 0, e, torch.ones_like(e)) for e in ext]
+            coords = tuple(c / e[:, None, None, None] for c, e in zip(coords, ext, strict=True))
+        return coords
+
     def _stack(self, tp, xp, yp, s, vx, vy) -> Tensor:
         shape = s.shape  # (B, ct, cx, cy)
         parts = [torch.broadcast_to(a, shape) for a in (tp, xp, yp, s, vx, vy)]
@@ -221,11 +238,7 @@ class NSViews:
         (s, vx, vy), tc, xc, yc = self._crop(u, t, x, y, t0, x0, y0)
         tt, xx, yy = torch.broadcast_tensors(tc, xc, yc)
         tp, xp, yp, vx, vy = self.transform(eps, tt, xx, yy, vx, vy)
-        if self.relative_coords:
-            tp = tp - tp[:, :1, :1, :1]
-            xp = xp - xp[:, :1, :1, :1]
-            yp = yp - yp[:, :1, :1, :1]
-        return self._stack(tp, xp, yp, s, vx, vy)
+        return self._stack(*self._coord_channels((tp, xp, yp), (tc, xc, yc)), s, vx, vy)
 
     def eval_view(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, *_: Tensor) -> Tensor:
         """Deterministic evaluation input: the central window in t, x and y, no transform; same layout."""
@@ -237,9 +250,7 @@ class NSViews:
             for n, c in ((nt, self.crop_t), (nx, self.crop_x), (ny, self.crop_y))
         ]
         (s, vx, vy), tc, xc, yc = self._crop(u, t, x, y, *starts)
-        if self.relative_coords:
-            tc, xc, yc = tc - tc[:, :1, :1, :1], xc - xc[:, :1, :1, :1], yc - yc[:, :1, :1, :1]
-        return self._stack(tc, xc, yc, s, vx, vy)
+        return self._stack(*self._coord_channels((tc, xc, yc), (tc, xc, yc)), s, vx, vy)
 
     def two_views(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, generator: torch.Generator, **params: Tensor):
         """Two views ``(v1, v2)``, each (B, 6 * crop_t, crop_x, crop_y): independent, or with ``same_window``
