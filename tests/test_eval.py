@@ -128,6 +128,7 @@ def test_eval_cli_writes_results_and_refuses_bad_input(splits, tmp_path):
         ([f"ckpt={tmp_path / 'missing.pt'}", "n_labels=16"], "not found"),
         ([f"ckpt={ckpt}", "n_labels=999"], "n_labels=999"),
         ([f"ckpt={ckpt}", "task=forecast"], "unknown task 'forecast'"),
+        ([f"ckpt={ckpt}", "eval_window=start"], "eval_window=start applies to ns2d encoders only (burgers given)"),
     ):
         bad = _eval(*args, *common)
         assert bad.returncode == 2 and msg in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
@@ -321,6 +322,7 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
     for args, msg in (
         (["timestep.arch=cnn"], "timestep.arch=cnn does not fit 2D data (use one of: unet)"),
         (["timestep.arch=unet", "timestep.history=2", "timestep.future=5"], "timestep.future=5 exceeds the 8 frames"),
+        (["eval_window=middle"], "unknown eval_window 'middle' (choose from: start, center, end)"),
     ):
         bad = _eval(*common, *ts[:3], *args)
         assert bad.returncode == 2 and msg in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr

@@ -138,6 +138,17 @@ def test_normalize_coords_divides_by_the_crop_extent():
         assert float(e[k].amin()) == 0.0 and abs(float(e[k].amax()) - 1.0) < 1e-6
 
 
+def test_eval_window_picks_the_frames():
+    """eval_window: the evaluation input reads frames [0, ct), the middle ones or the last ct (its smoke
+    channels equal the stored smoke there, central cells), and an unknown window is refused."""
+    u, t, x, y = tg_batch(b=2, nt=7)
+    for window, t0 in (("start", 0), ("center", 2), ("end", 4)):
+        v = blocks(NSViews("ns2d", ALL, crop_t=3, crop_x=6, crop_y=6, eval_window=window).eval_view(u, t, x, y), 3)
+        assert torch.equal(v[3], u[:, t0 : t0 + 3, 0, 2:8, 3:9]), window
+    with pytest.raises(ValueError, match="unknown eval_window 'middle'"):
+        NSViews("ns2d", ALL, eval_window="middle")
+
+
 def _compose(names, eps, t, x, y, u, v, p, order=2, steps=1, inverse=False):
     """The registry flows composed directly: the reference for the view's transformation."""
     syms = [PDES["ns2d"].symmetries[n] for n in names]

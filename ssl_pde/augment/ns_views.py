@@ -51,6 +51,7 @@ from ssl_pde.pdes import PDES
 
 Tensor = torch.Tensor
 MODES = ("coords",)
+EVAL_WINDOWS = ("start", "center", "end")
 N_FIELDS = 3  # smoke, vx, vy
 N_COORDS = 3  # t, x, y
 
@@ -71,6 +72,8 @@ class NSViews:
         normalize_coords: divide the coordinate channels by the untransformed crop's extent along each axis
             (``(crop_t - 1) dt``, ``(crop_x - 1) dx``, ``(crop_y - 1) dy``), so that with ``relative_coords`` they
             lie near [0, 1] like the fields, instead of reaching tens of units beside O(1) velocities.
+        eval_window: which ``crop_t`` frames the deterministic evaluation input reads: ``"center"`` (the
+            middle of the stored window), ``"start"`` (the first frames, where the flow is fastest) or ``"end"``.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class NSViews:
         relative_coords: bool = True,
         same_window: bool = False,
         normalize_coords: bool = False,
+        eval_window: str = "center",
     ) -> None:
         strengths = dict(strengths or {})
         spec = PDES[pde]
@@ -102,6 +106,8 @@ class NSViews:
         for name, c in (("crop_t", crop_t), ("crop_x", crop_x), ("crop_y", crop_y)):
             if c < 1:
                 raise ValueError(f"{name} must be >= 1, got {c}")
+        if eval_window not in EVAL_WINDOWS:
+            raise ValueError(f"unknown eval_window {eval_window!r} (choose from: {', '.join(EVAL_WINDOWS)})")
         splitting_sequence(1, order, steps)  # validates order and steps
         self.pde = pde
         self.names = [n for n in spec.symmetries if strengths.get(n, 0.0) > 0]
@@ -109,7 +115,7 @@ class NSViews:
         self.strengths = torch.tensor([float(strengths[n]) for n in self.names], dtype=torch.float64)
         self.mode, self.crop_t, self.crop_x, self.crop_y = mode, crop_t, crop_x, crop_y
         self.order, self.steps, self.relative_coords = order, steps, relative_coords
-        self.same_window, self.normalize_coords = same_window, normalize_coords
+        self.same_window, self.normalize_coords, self.eval_window = same_window, normalize_coords, eval_window
 
     @staticmethod
     def view_channels(mode: str, crop_t: int) -> int:
@@ -137,6 +143,7 @@ class NSViews:
             self.relative_coords,
             self.same_window,
             self.normalize_coords,
+            self.eval_window,
         )
 
     @staticmethod
@@ -241,13 +248,15 @@ class NSViews:
         return self._stack(*self._coord_channels((tp, xp, yp), (tc, xc, yc)), s, vx, vy)
 
     def eval_view(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, *_: Tensor) -> Tensor:
-        """Deterministic evaluation input: the central window in t, x and y, no transform; same layout."""
+        """Deterministic evaluation input, no transform, same layout: the central cells in x and y, and in t the
+        frames ``eval_window`` names (the middle ones by default)."""
         self._check(u)
         b, nt, _, nx, ny = u.shape
         dev = u.device
+        t0 = {"start": 0, "center": (nt - self.crop_t) // 2, "end": nt - self.crop_t}[self.eval_window]
         starts = [
-            torch.full((b,), (n - c) // 2, dtype=torch.long, device=dev)
-            for n, c in ((nt, self.crop_t), (nx, self.crop_x), (ny, self.crop_y))
+            torch.full((b,), s0, dtype=torch.long, device=dev)
+            for s0 in (t0, (nx - self.crop_x) // 2, (ny - self.crop_y) // 2)
         ]
         (s, vx, vy), tc, xc, yc = self._crop(u, t, x, y, *starts)
         return self._stack(*self._coord_channels((tc, xc, yc), (tc, xc, yc)), s, vx, vy)
