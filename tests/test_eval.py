@@ -61,27 +61,21 @@ def splits(tmp_path_factory):
     }, root
 
 
+def _evaluate_16_labels(enc: ResNet18, data: dict[str, Split], sup_steps: int) -> dict:
+    """evaluate_seed on the fixture's splits: 16 labels, seed 0, log target, CPU, supervised batch 8."""
+    return evaluate_seed(
+        enc, lambda: ResNet18(3, (8, 16, 32, 64)), LieViews(**AUG), data["train"], data["valid"], data["test"],
+        16, 0, True, torch.device("cpu"), sup_steps, 8, 1e-3,
+    )  # fmt: skip
+
+
 def test_frozen_encoder_is_unchanged_and_metrics_finite(splits):
     """Evaluation never updates the pretrained encoder; every method's metrics are finite."""
     data, _ = splits
     torch.manual_seed(0)
     enc = ResNet18(3, (8, 16, 32, 64)).eval().requires_grad_(False)
     before = {k: v.clone() for k, v in enc.state_dict().items()}
-    r = evaluate_seed(
-        enc,
-        lambda: ResNet18(3, (8, 16, 32, 64)),
-        LieViews(**AUG),
-        data["train"],
-        data["valid"],
-        data["test"],
-        16,
-        0,
-        True,
-        torch.device("cpu"),
-        3,
-        8,
-        1e-3,
-    )
+    r = _evaluate_16_labels(enc, data, sup_steps=3)
     for k, v in enc.state_dict().items():
         assert torch.equal(v, before[k]), k
     for m in ("ssl_linear", "ssl_mlp", "supervised", "floor"):
@@ -326,3 +320,26 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
     ):
         bad = _eval(*common, *ts[:3], *args)
         assert bad.returncode == 2 and msg in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+
+
+def test_probe_curve_repeats_the_eval_linear_probe(splits, tmp_path):
+    """scripts/probe_curve.py draws the labelled subset and fits the ridge probe as ssl-pde-eval does: its
+    16-label row for seed 0 equals evaluate_seed's ssl_linear and floor scores; a label count beyond the
+    train split ends with one line and exit status 2."""
+    data, root = splits
+    ckpt = _save_encoder(tmp_path / "encoder.pt")
+    script = [sys.executable, str(Path(__file__).parents[1] / "scripts" / "probe_curve.py"), f"--ckpt={ckpt}"]
+    args = [f"--data={root}", "--seeds", "0", f"--out={tmp_path / 'curve'}"]
+    res = subprocess.run([*script, *args, "--labels", "8", "16"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads((tmp_path / "curve" / "probe_curve.json").read_text())
+    assert [r["n_labels"] for r in doc["rows"]] == [8, 16] and doc["param"] == "nu"
+    enc = ResNet18(3, (8, 16, 32, 64))
+    enc.load_state_dict(torch.load(ckpt)["state_dict"])
+    ref = _evaluate_16_labels(enc.eval(), data, sup_steps=1)["metrics"]
+    row = doc["rows"][1]["per_seed"][0]
+    for m in ("ssl_linear", "floor"):
+        assert row[m]["mse"] == pytest.approx(ref[m]["mse"], rel=1e-6), m
+    bad = subprocess.run([*script, *args, "--labels", "999"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--labels 999 must lie in [8, 24]" in bad.stderr, bad.stderr
+    assert bad.stderr.count("\n") == 1

@@ -97,6 +97,14 @@ def ridge_cv(x: Tensor, y: Tensor, x_eval: Tensor, lams=(1e-4, 1e-3, 1e-2, 1e-1,
     return ridge_fit_predict(x, y, x_eval, best).squeeze(-1)
 
 
+def linear_probe(f_lab: Tensor, y_lab: Tensor, f_eval: Tensor, log_target: bool) -> Tensor:
+    """The ``ssl_linear`` prediction: ridge (strength by 5-fold CV) from representations ``f_lab`` (n, D) to
+    the parameter ``y_lab`` (n,) (in log space when ``log_target``), clamped to the labelled range, for
+    ``f_eval`` (m, D); returns (m,) float64 on the parameter's scale."""
+    z = _to_target(y_lab, log_target)
+    return _from_target(ridge_cv(f_lab, z, f_eval).clamp(z.min(), z.max()), log_target)
+
+
 def mlp_head(x: Tensor, y: Tensor, x_eval: Tensor, seed: int, epochs: int = 300, hidden: int = 256) -> Tensor:
     """2-layer MLP on standardised features and target; full-batch Adam. Returns predictions for x_eval."""
     g = torch.Generator().manual_seed(seed)
@@ -195,7 +203,7 @@ def evaluate_seed(
     y_lab = _to_target(lab.y, log_target)
     f_lab, f_test = embed(encoder, views, lab, device), embed(encoder, views, test, device)
     preds = {
-        "ssl_linear": _from_target(ridge_cv(f_lab, y_lab, f_test).clamp(y_lab.min(), y_lab.max()), log_target),
+        "ssl_linear": linear_probe(f_lab, lab.y, f_test, log_target),
         "ssl_mlp": _from_target(mlp_head(f_lab, y_lab, f_test, seed).clamp(y_lab.min(), y_lab.max()), log_target),
         "floor": torch.full_like(test.y.double(), float(lab.y.double().mean())),
     }
