@@ -16,9 +16,10 @@ With ``--data DIR`` (an ``ssl-pde-generate`` output root), also ``ns2d_energy.pn
 how much of the buoyancy the data carries: the rms speed per stored frame against time, coloured by
 buoyancy (the flow starts from rest and its speed decays over the stored window, so a window's speed
 depends on its time as much as on b), and the test MSE of a ridge regression (strength by 5-fold CV on
-the labelled set) from hand-crafted features of the first 16 frames (per-frame rms speed, its log, and
-the smoke-weighted vertical velocity), for several labelled-set sizes drawn from ``train``, beside the
-predict-the-mean floor.
+the labelled set) from hand-crafted features of 16 frames (per-frame rms speed, its log, and the
+smoke-weighted vertical velocity), for the first and the central 16 frames (the evaluation windows
+``eval_window=start`` and ``center`` of the encoder) and several labelled-set sizes drawn from ``train``
+as ``ssl-pde-eval`` draws them (3 seeds), beside the predict-the-mean floor.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def _speed(u: np.ndarray) -> np.ndarray:
     return np.sqrt((u[:, :, 1] ** 2 + u[:, :, 2] ** 2).mean((2, 3)))
 
 
-def data_diagnostics(root: Path, out: Path, labels=(64, 256, 1024), seed: int = 0) -> Path:
+def data_diagnostics(root: Path, out: Path, labels=(64, 256, 1024), seeds=(0, 1, 2)) -> Path:
     from ssl_pde.eval.regression import ridge_cv
 
     u, t, b = _read(root, "test")
@@ -162,21 +163,27 @@ def data_diagnostics(root: Path, out: Path, labels=(64, 256, 1024), seed: int = 
         lift = (u[:, :, 2] * u[:, :, 0]).mean((2, 3))
         return torch.from_numpy(np.concatenate([s, np.log(s), lift], 1))
 
-    ut, _, bt = _read(root, "train", 16)
-    f_train, f_test = feats(ut), feats(u[:, :16])
+    ut, _, bt = _read(root, "train")
     y_test = torch.from_numpy(b)
-    rng = np.random.default_rng(seed)
-    print("| labels | hand-crafted features + ridge, test MSE | predict the mean, test MSE |")
-    print("|---|---|---|")
-    for n in labels:
-        if n > len(bt):
-            continue
-        idx = np.sort(rng.choice(len(bt), n, replace=False))
-        y_lab = torch.from_numpy(bt[idx])
-        pred = ridge_cv(f_train[idx], y_lab, f_test).clamp(y_lab.min(), y_lab.max())
-        mse = float(((pred - y_test) ** 2).mean())
-        floor = float(((y_lab.mean() - y_test) ** 2).mean())
-        print(f"| {n} | {mse:.5f} | {floor:.5f} |")
+    ct, nt = 16, u.shape[1]
+    print(f"| frames (of {nt}) | labels | hand-crafted features + ridge, test MSE | predict the mean, test MSE |")
+    print("|---|---|---|---|")
+    for name, t0 in (("start", 0), ("center", (nt - ct) // 2)):  # the windows of NSViews(eval_window=...)
+        f_train, f_test = feats(ut[:, t0 : t0 + ct]), feats(u[:, t0 : t0 + ct])
+        for n in labels:
+            if n > len(bt):
+                continue
+            mses, floors = [], []
+            for s in seeds:  # labelled subsets drawn as ssl-pde-eval draws them
+                idx = np.sort(np.random.default_rng(s).choice(len(bt), n, replace=False))
+                y_lab = torch.from_numpy(bt[idx])
+                pred = ridge_cv(f_train[idx], y_lab, f_test).clamp(y_lab.min(), y_lab.max())
+                mses.append(float(((pred - y_test) ** 2).mean()))
+                floors.append(float(((y_lab.mean() - y_test) ** 2).mean()))
+            print(
+                f"| {t0}-{t0 + ct - 1} ({name}) | {n} | {np.mean(mses):.5f} ± {np.std(mses):.5f} "
+                f"| {np.mean(floors):.5f} |"
+            )
     return path
 
 
