@@ -74,6 +74,8 @@ class NSViews:
             lie near [0, 1] like the fields, instead of reaching tens of units beside O(1) velocities.
         eval_window: which ``crop_t`` frames the deterministic evaluation input reads: ``"center"`` (the
             middle of the stored window), ``"start"`` (the first frames, where the flow is fastest) or ``"end"``.
+            The config's default is ``"start"``; this argument's, ``"center"``, is what encoders exported
+            before the option existed were evaluated with, so their exports keep their meaning.
     """
 
     def __init__(
