@@ -56,6 +56,13 @@ N_FIELDS = 3  # smoke, vx, vy
 N_COORDS = 3  # t, x, y
 
 
+def eval_window_start(window: str, n_frames: int, crop_t: int) -> int:
+    """First frame of the ``crop_t``-frame evaluation window ``window`` (start, center, end) of ``n_frames``."""
+    if window not in EVAL_WINDOWS:
+        raise ValueError(f"unknown eval_window {window!r} (choose from: {', '.join(EVAL_WINDOWS)})")
+    return {"start": 0, "center": (n_frames - crop_t) // 2, "end": n_frames - crop_t}[window]
+
+
 class NSViews:
     """Configured 2D view builder (``configs/augment/ns2d.yaml``).
 
@@ -108,8 +115,7 @@ class NSViews:
         for name, c in (("crop_t", crop_t), ("crop_x", crop_x), ("crop_y", crop_y)):
             if c < 1:
                 raise ValueError(f"{name} must be >= 1, got {c}")
-        if eval_window not in EVAL_WINDOWS:
-            raise ValueError(f"unknown eval_window {eval_window!r} (choose from: {', '.join(EVAL_WINDOWS)})")
+        eval_window_start(eval_window, crop_t, crop_t)  # validates eval_window
         splitting_sequence(1, order, steps)  # validates order and steps
         self.pde = pde
         self.names = [n for n in spec.symmetries if strengths.get(n, 0.0) > 0]
@@ -255,7 +261,7 @@ class NSViews:
         self._check(u)
         b, nt, _, nx, ny = u.shape
         dev = u.device
-        t0 = {"start": 0, "center": (nt - self.crop_t) // 2, "end": nt - self.crop_t}[self.eval_window]
+        t0 = eval_window_start(self.eval_window, nt, self.crop_t)
         starts = [
             torch.full((b,), s0, dtype=torch.long, device=dev)
             for s0 in (t0, (nx - self.crop_x) // 2, (ny - self.crop_y) // 2)
