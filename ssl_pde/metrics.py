@@ -100,3 +100,14 @@ def rollout_nmse(pred: Tensor, target: Tensor) -> dict[str, float]:
         "rollout_mse": float(((pred.double() - target.double()) ** 2).mean()),  # PDEArena's NS metric
         "frames": int(e.shape[1]),
     }
+
+
+def one_step_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
+    """Errors of teacher-forced predictions (every frame predicted from true inputs): the mean of ``e_k``
+    (:func:`rollout_errors`) over frames and trajectories (``one_step_nmse``) and the plain MSE over every
+    predicted value (``one_step_mse``). pred, target: (B, K, ...) -> floats."""
+    e = rollout_errors(pred, target)
+    return {
+        "one_step_nmse": float(e.mean()),
+        "one_step_mse": float(((pred.double() - target.double()) ** 2).mean()),
+    }

@@ -211,6 +211,35 @@ def test_reduce_conditions_keeps_the_leading_principal_components():
     assert full_tr.shape == (150, 10)
 
 
+def test_one_step_teacher_forcing_by_hand():
+    """One-step predictions read true frames (a persistence stepper's block j repeats frame start + j f - 1),
+    while its rollout repeats the last true frame; both are aligned with the same truth. Checked against
+    indices worked out by hand, and one_step_metrics against the rollout-error formula."""
+    from ssl_pde.eval.timestep import one_step, rollout
+    from ssl_pde.metrics import one_step_metrics
+
+    class Persist(torch.nn.Module):
+        def forward(self, u, cond=None):  # (B, h, X) -> (B, 2, X): the last input frame, twice
+            return u[:, -1:].repeat(1, 2, 1)
+
+    u = torch.arange(3 * 11 * 5, dtype=torch.float32).reshape(3, 11, 1, 5) ** 0.5 + 1
+    s = Split({"u": u}, torch.ones(3))
+    pred, truth = one_step(Persist(), s, None, history=3, future=2, device=torch.device("cpu"), start=4)
+    rpred, rtruth = rollout(Persist(), s, None, history=3, future=2, device=torch.device("cpu"), start=4)
+    assert pred.shape == truth.shape == rpred.shape == (3, 6, 5)  # frames 4..9 (3 blocks of 2)
+    torch.testing.assert_close(truth, u[:, 4:10, 0])
+    torch.testing.assert_close(rtruth, truth)
+    for j, f in enumerate((3, 5, 7)):  # block j: frames 4+2j, 5+2j from frame 3+2j
+        torch.testing.assert_close(pred[:, 2 * j], u[:, f, 0])
+        torch.testing.assert_close(pred[:, 2 * j + 1], u[:, f, 0])
+    torch.testing.assert_close(rpred, u[:, 3:4, 0].expand(3, 6, 5))
+    m = one_step_metrics(pred, truth)
+    e = ((pred - truth) ** 2).sum(-1) / (truth**2).sum(-1)
+    assert m["one_step_nmse"] == pytest.approx(float(e.mean()), rel=1e-6)
+    assert m["one_step_mse"] == pytest.approx(float(((pred - truth) ** 2).mean()), rel=1e-6)
+    assert m["one_step_mse"] < float(((rpred - truth) ** 2).mean())  # true inputs beat persistence from frame 3
+
+
 def test_eval_timestep_cli(splits, tmp_path):
     """task=timestep trains the three variants and writes finite rollout metrics and a figure."""
     _, root = splits
@@ -236,6 +265,7 @@ def test_eval_timestep_cli(splits, tmp_path):
     for r in doc["per_seed"]:
         assert set(r) == {"none", "param", "ssl"}
         assert all(np.isfinite(v["rollout_nmse"]) and v["frames"] == 6 for v in r.values())
+        assert all(0 < v["one_step_mse"] and np.isfinite(v["one_step_nmse"]) for v in r.values())
     assert (tmp_path / "ts" / "rollouts.png").is_file()
     assert not (tmp_path / "ts" / "wandb").exists()
     bad = _eval(f"ckpt={ckpt}", "task=timestep", f"data.dir={root}", "timestep.history=10", "timestep.future=5")
@@ -305,6 +335,7 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
     doc = json.loads((tmp_path / "ts" / "results.json").read_text())
     for r in doc["per_seed"]:
         assert all(np.isfinite(v["rollout_nmse"]) and v["frames"] == 4 for v in r.values())
+        assert all(0 < v["one_step_mse"] < np.inf and np.isfinite(v["one_step_nmse"]) for v in r.values())
     assert doc["rollout_start"] == 4
     assert (tmp_path / "ts" / "rollouts.png").is_file()
     # A shorter stepper history than the encoder's 4-frame window: the rollout still starts at frame 4.

@@ -258,6 +258,10 @@ def run_regression(cfg: DictConfig) -> dict[str, Any]:
     return doc
 
 
+TIMESTEP_METRICS = ("rollout_nmse", "rollout_nmse_sum", "rollout_mse", "one_step_nmse", "one_step_mse")
+"""Reported per conditioning variant, in table order (ssl_pde.metrics.rollout_nmse and one_step_metrics)."""
+
+
 def run_timestep(cfg: DictConfig) -> dict[str, Any]:
     """Time-stepping with conditioning none / true parameter / SSL representation, over seeds."""
     from ssl_pde.eval.timestep import VARIANTS, evaluate_timestep_seed, rollout_start
@@ -316,12 +320,13 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
         f"stepper {ts.arch} (width {ts.width}, {ts.steps} steps), SSL condition "
         f"{'all dimensions' if ts.ssl_dims is None else f'{ts.ssl_dims} principal components'}.",
         "",
-        "| conditioning | rollout_nmse (mean over frames) | rollout_nmse_sum (over frames) | rollout_mse |",
-        "|---|---|---|---|",
+        "| conditioning | rollout_nmse (mean over frames) | rollout_nmse_sum (over frames) | rollout_mse "
+        "| one_step_nmse | one_step_mse |",
+        "|---|---|---|---|---|---|",
     ]
     names = {"none": "none", "param": f"true {param}", "ssl": "frozen SSL representation"}
     for v in VARIANTS:
-        cells = [np.array([r[v][k] for r in results]) for k in ("rollout_nmse", "rollout_nmse_sum", "rollout_mse")]
+        cells = [np.array([r[v][k] for r in results]) for k in TIMESTEP_METRICS]
         lines.append(f"| {names[v]} | " + " | ".join(f"{a.mean():.4g} ± {a.std():.2g}" for a in cells) + " |")
     table = "\n".join(lines)
     fig = _plot_rollouts(out / "rollouts.png", first)
@@ -338,7 +343,7 @@ def run_timestep(cfg: DictConfig) -> dict[str, Any]:
         "summary": {
             v: {
                 k: [float(np.mean([r[v][k] for r in results])), float(np.std([r[v][k] for r in results]))]
-                for k in ("rollout_nmse", "rollout_nmse_sum", "rollout_mse")
+                for k in TIMESTEP_METRICS
             }
             for v in VARIANTS
         },

@@ -3,10 +3,13 @@
 Each variant trains the same stepper (:mod:`ssl_pde.models.timestepper`, ``arch`` "cnn" or "fno"; same
 seed, steps and data) to map ``history`` frames to the next ``future`` frames at random start times of the
 labelled train trajectories, then rolls out autoregressively on the test split from frame ``history`` to
-the end. The condition is fixed for a rollout: the standardised true parameter, or the frozen encoder's
+the end, and predicts each of the same frames from its true ``history`` frames (the one-step error, which
+keeps measuring the conditioning after a rollout has drifted off the flow). The condition is fixed for a
+rollout: the standardised true parameter, or the frozen encoder's
 representation of the initial (true) input window, optionally reduced to its ``ssl_dims`` leading principal
 components (fitted on the train representations) so that a few labelled trajectories cannot be memorised
-through a wide condition. Metrics: :func:`~ssl_pde.metrics.rollout_nmse`.
+through a wide condition. Metrics: :func:`~ssl_pde.metrics.rollout_nmse` of the rollout, and
+:func:`~ssl_pde.metrics.one_step_metrics` of the one-step predictions.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from torch import nn
 
 from ssl_pde.augment.views import LieViews
 from ssl_pde.eval.regression import Split
-from ssl_pde.metrics import rollout_nmse
+from ssl_pde.metrics import one_step_metrics, rollout_nmse
 from ssl_pde.models.timestepper import build_stepper
 
 Tensor = torch.Tensor
@@ -171,6 +174,32 @@ def rollout(
     return torch.cat(preds), u[:, start : start + k]
 
 
+@torch.no_grad()
+def one_step(
+    model: torch.nn.Module,
+    s: Split,
+    cond: Tensor | None,
+    history: int,
+    future: int,
+    device: torch.device,
+    start: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Teacher-forced prediction of the frames :func:`rollout` predicts: block ``j`` (frames
+    ``start + j future`` ... ``+ future - 1``) from the ``history`` true frames before it. Returns (pred, truth),
+    each (N, K, X) for 1D data or (N, K, C, X, Y) for 2D, aligned with :func:`rollout`'s."""
+    u = frames(s)
+    nt = u.shape[1]
+    start = history if start is None else start
+    firsts = range(start, start + (nt - start) // future * future, future)
+    preds = []
+    for i in range(0, len(s.y), 128):
+        sl = slice(i, i + 128)
+        c = None if cond is None else cond[sl].to(device)
+        preds.append(torch.cat([model(u[sl, f - history : f].to(device), c).cpu() for f in firsts], dim=1))
+    k = len(firsts) * future
+    return torch.cat(preds), u[:, start : start + k]
+
+
 def evaluate_timestep_seed(
     encoder: nn.Module,
     views: LieViews,
@@ -200,7 +229,10 @@ def evaluate_timestep_seed(
             c_train, c_test = reduce_conditions(c_train, c_test, ssl_dims if variant == "ssl" else None)
         model = train_stepper(train, c_train, history, future, steps, batch, lr, width, seed, device, arch, cond_hidden)
         pred, truth = rollout(model, test, c_test, history, future, device, start)
-        result[variant] = rollout_nmse(pred, truth)
+        result[variant] = {
+            **rollout_nmse(pred, truth),
+            **one_step_metrics(*one_step(model, test, c_test, history, future, device, start)),
+        }
         rollouts[variant] = pred[:3]
     rollouts["truth"] = truth[:3]
     return {"metrics": result, "rollouts": rollouts, "start": start}
