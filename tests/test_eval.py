@@ -215,7 +215,7 @@ def test_one_step_teacher_forcing_by_hand():
     """One-step predictions read true frames (a persistence stepper's block j repeats frame start + j f - 1),
     while its rollout repeats the last true frame; both are aligned with the same truth. Checked against
     indices worked out by hand, and one_step_metrics against the rollout-error formula."""
-    from ssl_pde.eval.timestep import one_step, rollout
+    from ssl_pde.eval.timestep import rollout
     from ssl_pde.metrics import one_step_metrics
 
     class Persist(torch.nn.Module):
@@ -224,7 +224,7 @@ def test_one_step_teacher_forcing_by_hand():
 
     u = torch.arange(3 * 11 * 5, dtype=torch.float32).reshape(3, 11, 1, 5) ** 0.5 + 1
     s = Split({"u": u}, torch.ones(3))
-    pred, truth = one_step(Persist(), s, None, history=3, future=2, device=torch.device("cpu"), start=4)
+    pred, truth = rollout(Persist(), s, None, 3, 2, torch.device("cpu"), start=4, teacher_forced=True)
     rpred, rtruth = rollout(Persist(), s, None, history=3, future=2, device=torch.device("cpu"), start=4)
     assert pred.shape == truth.shape == rpred.shape == (3, 6, 5)  # frames 4..9 (3 blocks of 2)
     torch.testing.assert_close(truth, u[:, 4:10, 0])

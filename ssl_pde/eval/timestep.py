@@ -153,9 +153,14 @@ def rollout(
     future: int,
     device: torch.device,
     start: int | None = None,
+    teacher_forced: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Autoregressive prediction from frame ``start`` (default ``history``) on, from the ``history`` true
-    frames before it: (pred, truth), each (N, K, X) for 1D data or (N, K, C, X, Y) for 2D."""
+    """Prediction of frames ``start`` (default ``history``) on, ``future`` at a time: (pred, truth), each
+    (N, K, X) for 1D data or (N, K, C, X, Y) for 2D, K a multiple of ``future``.
+
+    Autoregressive by default: the first block from the ``history`` true frames before ``start``, each later
+    one from the model's own frames. ``teacher_forced``: every block (frames ``start + j future`` ...) from
+    the ``history`` true frames before it, the one-step error of the same frames."""
     u = frames(s)
     nt = u.shape[1]
     start = history if start is None else start
@@ -166,37 +171,13 @@ def rollout(
         cur = u[sl, start - history : start].to(device)
         c = None if cond is None else cond[sl].to(device)
         out = []
-        while sum(o.shape[1] for o in out) < k:
+        for f in range(start, start + k, future):
+            if teacher_forced:
+                cur = u[sl, f - history : f].to(device)
             nxt = model(cur, c)
             out.append(nxt)
             cur = torch.cat([cur, nxt], dim=1)[:, -history:]
         preds.append(torch.cat(out, dim=1).cpu())
-    return torch.cat(preds), u[:, start : start + k]
-
-
-@torch.no_grad()
-def one_step(
-    model: torch.nn.Module,
-    s: Split,
-    cond: Tensor | None,
-    history: int,
-    future: int,
-    device: torch.device,
-    start: int | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Teacher-forced prediction of the frames :func:`rollout` predicts: block ``j`` (frames
-    ``start + j future`` ... ``+ future - 1``) from the ``history`` true frames before it. Returns (pred, truth),
-    each (N, K, X) for 1D data or (N, K, C, X, Y) for 2D, aligned with :func:`rollout`'s."""
-    u = frames(s)
-    nt = u.shape[1]
-    start = history if start is None else start
-    firsts = range(start, start + (nt - start) // future * future, future)
-    preds = []
-    for i in range(0, len(s.y), 128):
-        sl = slice(i, i + 128)
-        c = None if cond is None else cond[sl].to(device)
-        preds.append(torch.cat([model(u[sl, f - history : f].to(device), c).cpu() for f in firsts], dim=1))
-    k = len(firsts) * future
     return torch.cat(preds), u[:, start : start + k]
 
 
@@ -231,7 +212,7 @@ def evaluate_timestep_seed(
         pred, truth = rollout(model, test, c_test, history, future, device, start)
         result[variant] = {
             **rollout_nmse(pred, truth),
-            **one_step_metrics(*one_step(model, test, c_test, history, future, device, start)),
+            **one_step_metrics(*rollout(model, test, c_test, history, future, device, start, teacher_forced=True)),
         }
         rollouts[variant] = pred[:3]
     rollouts["truth"] = truth[:3]
