@@ -286,8 +286,9 @@ def test_eval_timestep_cli(splits, tmp_path):
 def test_eval_regression_on_ns2d_buoyancy(tmp_path):
     """ssl-pde-eval task=regression on tiny ns2d data from the real generator (32 x 32 cells, 8 frames):
     the exported NS views (2D crops, time x fields as channels) feed the frozen encoder and the supervised
-    baseline; the buoyancy metrics are finite. task=timestep trains the U-Net stepper with the three
-    conditionings (the SSL one from the encoder's 4-frame window) and writes finite rollout metrics."""
+    baseline (here with velocity channels only, augment.fields=[vx, vy]); the buoyancy metrics are finite.
+    task=timestep trains the U-Net stepper with the three conditionings (the SSL one from the encoder's
+    4-frame window) and writes finite rollout metrics."""
     import hydra
     from omegaconf import OmegaConf
 
@@ -306,8 +307,10 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
         )
         generate(cfg)
     pre = compose_cfg(
-        "pretrain", ["experiment=ns2d_vicreg", "debug=smoke", "augment.crop_t=4", f"run_dir={tmp_path / 'run'}"]
+        "pretrain",
+        ["experiment=ns2d_vicreg", "debug=smoke", "augment.crop_t=4", "augment.fields=[vx,vy]", f"run_dir={tmp_path}/run"],
     )
+    assert pre.encoder.in_channels == 4 * 5  # velocities only (the reference code's input): 5 channels per frame
     enc_cfg = OmegaConf.to_container(pre.encoder, resolve=True)
     torch.manual_seed(0)
     torch.save(

@@ -78,6 +78,29 @@ def test_shapes_layout_and_plain_crop_at_zero_strength():
     assert torch.equal(e[3], u[:, 1:4, 0, 3:7, 3:8]) and torch.equal(e[0], q[0])
 
 
+def test_fields_select_the_field_channels_and_the_encoder_width():
+    """``fields`` keeps only the named field blocks, in the given order, after the three coordinate blocks of
+    the full view (same crop and group element from the same seed); the config's encoder width follows;
+    unknown or repeated fields are refused."""
+    u, t, x, y = tg_batch()
+    strengths = {"scaling": 0.1, "rotation": 0.1, "boost_x": 0.01}
+    full = NSViews("ns2d", strengths, crop_t=3, crop_x=4, crop_y=5)
+    vel = NSViews("ns2d", strengths, crop_t=3, crop_x=4, crop_y=5, fields=["vy", "vx"])
+    assert vel.channels == 15 and vel.without_symmetries().fields == ("vy", "vx")
+    q, qv = blocks(full.view(u, t, x, y, gen(3)), 3), vel.view(u, t, x, y, gen(3))
+    assert qv.shape == (2, 15, 4, 5)
+    qv = list(qv.reshape(2, 5, 3, 4, 5).unbind(1))
+    for got, want in zip(qv, [q[0], q[1], q[2], q[5], q[4]], strict=True):
+        assert torch.equal(got, want)
+    e = vel.eval_view(u, t, x, y).reshape(2, 5, 3, 4, 5)
+    assert torch.equal(e[:, 4], blocks(full.eval_view(u, t, x, y), 3)[4])
+    for bad in (["vx", "pressure"], ["vx", "vx"], []):
+        with pytest.raises(ValueError, match="field"):
+            NSViews("ns2d", {}, fields=bad)
+    cfg = compose_cfg("pretrain", ["experiment=ns2d_cpu", "augment.fields=[vx,vy]"])
+    assert cfg.encoder.in_channels == 16 * 5
+
+
 def test_determinism_crops_inside_the_box_and_ablation():
     """Same generator seed, same views; other seed, other views; crops never leave the (closed) box; the
     crops-only ablation draws the same crops and returns them untransformed."""

@@ -11,9 +11,10 @@ cells lying inside the box (the box is closed, not periodic: crops never wrap), 
 its transformed coordinates ``(t', x', y')`` as channels beside the transformed fields
 ``(smoke, u', v')``. Channel layout of a view (B, 6 * crop_t, crop_x, crop_y), quantity-major:
 ``[t'(frame 0..ct-1), x'(...), y'(...), smoke(...), vx'(...), vy'(...)]``, i.e. channel ``q * crop_t + k``
-is quantity ``q`` at frame ``k`` of the window. With ``relative_coords`` the coordinate channels are
-measured from the transformed crop origin (so they stay O(crop size); translations then act only
-through the crop position).
+is quantity ``q`` at frame ``k`` of the window. ``fields`` selects (and orders) the field quantities, e.g.
+``["vx", "vy"]``: (B, 5 * crop_t, crop_x, crop_y), the reference code's input. With ``relative_coords`` the
+coordinate channels are measured from the transformed crop origin (so they stay O(crop size); translations
+then act only through the crop position).
 
 Pressure is not stored. All nine registered flows act on ``(t, x, y, u, v)`` without reading ``p``
 (``p`` only receives its own transformation, e.g. ``p - 2 eps x`` for the quadratic boosts), so each can be
@@ -41,7 +42,7 @@ Strengths are therefore kept small by default (``configs/augment/ns2d.yaml``); 0
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -52,8 +53,19 @@ from ssl_pde.pdes import PDES
 Tensor = torch.Tensor
 MODES = ("coords",)
 EVAL_WINDOWS = ("start", "center", "end")
-N_FIELDS = 3  # smoke, vx, vy
+FIELDS = ("smoke", "vx", "vy")  # the stored fields, in the data's order
+N_FIELDS = len(FIELDS)
 N_COORDS = 3  # t, x, y
+
+
+def check_fields(fields: Sequence[str]) -> tuple[str, ...]:
+    """The view's fields as a tuple, validated: a non-empty selection of :data:`FIELDS` without repeats."""
+    fields = tuple(fields)
+    bad = [f for f in fields if f not in FIELDS]
+    if not fields or bad or len(set(fields)) != len(fields):
+        what = f"unknown field {bad[0]!r}" if bad else f"fields must be distinct and non-empty, got {list(fields)}"
+        raise ValueError(f"{what} (choose from: {', '.join(FIELDS)})")
+    return fields
 
 
 def eval_window_start(window: str, n_frames: int, crop_t: int) -> int:
@@ -83,6 +95,10 @@ class NSViews:
             middle of the stored window), ``"start"`` (the first frames, where the flow is fastest) or ``"end"``.
             The config's default is ``"start"``; this argument's, ``"center"``, is what encoders exported
             before the option existed were evaluated with, so their exports keep their meaning.
+        fields: which stored fields the view carries as channels, in this order (default all three:
+            smoke, vx, vy). ``["vx", "vy"]`` is the reference code's NS input (it never loads the smoke): the
+            smoke pattern identifies a trajectory at every time, an invariant the encoder can match views by
+            without learning anything about the buoyancy.
     """
 
     def __init__(
@@ -99,8 +115,10 @@ class NSViews:
         same_window: bool = False,
         normalize_coords: bool = False,
         eval_window: str = "center",
+        fields: Sequence[str] = FIELDS,
     ) -> None:
         strengths = dict(strengths or {})
+        self.fields = check_fields(fields)
         spec = PDES[pde]
         if spec.n_spatial_dims != 2:
             raise ValueError(f"NSViews needs a 2D PDE, {pde} has {spec.n_spatial_dims} spatial dimension(s)")
@@ -126,16 +144,17 @@ class NSViews:
         self.same_window, self.normalize_coords, self.eval_window = same_window, normalize_coords, eval_window
 
     @staticmethod
-    def view_channels(mode: str, crop_t: int) -> int:
-        """Channels of a view: ``crop_t * (3 coordinates + 3 fields)`` in ``coords`` mode."""
+    def view_channels(mode: str, crop_t: int, fields: Sequence[str] | None = None) -> int:
+        """Channels of a view: ``crop_t * (3 coordinates + number of fields)`` in ``coords`` mode (fields: all
+        three when None)."""
         if mode not in MODES:
             raise ValueError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
-        return int(crop_t) * (N_COORDS + N_FIELDS)
+        return int(crop_t) * (N_COORDS + len(check_fields(FIELDS if fields is None else fields)))
 
     @property
     def channels(self) -> int:
         """Channels of a view (see :meth:`view_channels`)."""
-        return self.view_channels(self.mode, self.crop_t)
+        return self.view_channels(self.mode, self.crop_t, self.fields)
 
     def without_symmetries(self) -> NSViews:
         """The same crops and layout with every generator off (the crops-only ablation)."""
@@ -152,6 +171,7 @@ class NSViews:
             self.same_window,
             self.normalize_coords,
             self.eval_window,
+            self.fields,
         )
 
     @staticmethod
@@ -224,8 +244,10 @@ class NSViews:
         return coords
 
     def _stack(self, tp, xp, yp, s, vx, vy) -> Tensor:
+        """Coordinate channels, then the selected ``fields``, each (B, ct, cx, cy) -> (B, ct * (3 + F), cx, cy)."""
         shape = s.shape  # (B, ct, cx, cy)
-        parts = [torch.broadcast_to(a, shape) for a in (tp, xp, yp, s, vx, vy)]
+        field = dict(zip(FIELDS, (s, vx, vy), strict=True))
+        parts = [torch.broadcast_to(a, shape) for a in (tp, xp, yp, *(field[f] for f in self.fields))]
         return torch.cat(parts, dim=1).float()
 
     def view(
