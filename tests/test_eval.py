@@ -308,7 +308,7 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
         generate(cfg)
     pre = compose_cfg(
         "pretrain",
-        ["experiment=ns2d_vicreg", "debug=smoke", "augment.crop_t=4", "augment.fields=[vx,vy]", f"run_dir={tmp_path}/run"],
+        ["experiment=ns2d_vicreg", "debug=smoke", "augment.crop_t=4", "augment.fields=[vx,vy]", "run_dir=run"],
     )
     assert pre.encoder.in_channels == 4 * 5  # velocities only (the reference code's input): 5 channels per frame
     enc_cfg = OmegaConf.to_container(pre.encoder, resolve=True)
