@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -359,7 +360,8 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
 def test_probe_curve_repeats_the_eval_linear_probe(splits, tmp_path):
     """scripts/probe_curve.py draws the labelled subset and fits the ridge probe as ssl-pde-eval does: its
     16-label row for seed 0 equals evaluate_seed's ssl_linear and floor scores; a label count beyond the
-    train split ends with one line and exit status 2."""
+    train split ends with one line and exit status 2. scripts/plot_probe_curves.py plots the written curve
+    (its series repeat the file's numbers) and refuses malformed or wrong-kind inputs the same way."""
     data, root = splits
     ckpt = _save_encoder(tmp_path / "encoder.pt")
     script = [sys.executable, str(Path(__file__).parents[1] / "scripts" / "probe_curve.py"), f"--ckpt={ckpt}"]
@@ -377,3 +379,23 @@ def test_probe_curve_repeats_the_eval_linear_probe(splits, tmp_path):
     bad = subprocess.run([*script, *args, "--labels", "999"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--labels 999 must lie in [8, 24]" in bad.stderr, bad.stderr
     assert bad.stderr.count("\n") == 1
+    # scripts/plot_probe_curves.py draws that curve (and its floor); files of the wrong kind end with exit 2
+    plot = [sys.executable, str(Path(__file__).parents[1] / "scripts" / "plot_probe_curves.py")]
+    curve = f"ssl={tmp_path / 'curve' / 'probe_curve.json'}"
+    res = subprocess.run([*plot, "--curve", curve, f"--out={tmp_path / 'c.png'}"], capture_output=True)
+    assert res.returncode == 0 and (tmp_path / "c.png").stat().st_size > 0, res.stderr[-2000:]
+    spec = importlib.util.spec_from_file_location("plot_probe_curves", plot[1])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    got = mod.series([("ssl", tmp_path / "curve" / "probe_curve.json")], [])
+    assert got["ssl"]["n"] == [8, 16] and got["ssl"]["mean"] == [r["ssl_linear_mse"][0] for r in doc["rows"]]
+    assert got[mod.FLOOR]["mean"] == [r["floor_mse"][0] for r in doc["rows"]]
+    for flag, item, why in (
+        ("--curve", "no-name", "must look like NAME=PATH"),
+        ("--curve", f"x={tmp_path / 'missing.json'}", "no file"),
+        ("--eval", curve, "not an ssl-pde-eval regression results.json"),
+    ):
+        extra = [] if flag == "--curve" else ["--curve", curve]
+        bad = subprocess.run([*plot, flag, item, *extra, f"--out={tmp_path / 'd.png'}"], capture_output=True, text=True)
+        assert bad.returncode == 2 and why in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+    assert not (tmp_path / "d.png").exists()
