@@ -87,12 +87,13 @@ def smoke_figure(grids: list[int], out: Path) -> tuple[Path, dict[int, object]]:
 def views_figure(batch, acfg, out: Path, n: int) -> Path:
     u = torch.from_numpy(batch.u[:1]).repeat(3, 1, 1, 1, 1)
     t, x, y = (torch.from_numpy(a[:1]).repeat(3, 1) for a in (batch.t, batch.x, batch.y))
-    views = instantiate(acfg, crop_x=n, crop_y=n, relative_coords=False)
+    # every field, whatever the config selects: the figure shows the smoke beside vy
+    views = instantiate(acfg, crop_x=n, crop_y=n, relative_coords=False, fields=["smoke", "vx", "vy"])
     v = views.view(u, t, x, y, torch.Generator().manual_seed(0)).numpy()
     # the same crops (drawn first from the same generator state) without any group element
     ref = views.without_symmetries().view(u, t, x, y, torch.Generator().manual_seed(0)).numpy()
     ct = views.crop_t
-    q = {name: i * ct for i, name in enumerate(("t", "x", "y", "smoke", "vx", "vy"))}
+    q = {name: i * ct for i, name in enumerate(("t", "x", "y", *views.fields))}
     fig, axes = plt.subplots(2, 4, figsize=(13, 6.4), constrained_layout=True)
     for row, (field, cmap) in enumerate((("smoke", "magma"), ("vy", "RdBu_r"))):
         ax = axes[row, 0]

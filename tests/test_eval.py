@@ -287,7 +287,7 @@ def test_eval_timestep_cli(splits, tmp_path):
 def test_eval_regression_on_ns2d_buoyancy(tmp_path):
     """ssl-pde-eval task=regression on tiny ns2d data from the real generator (32 x 32 cells, 8 frames):
     the exported NS views (2D crops, time x fields as channels) feed the frozen encoder and the supervised
-    baseline (here with velocity channels only, augment.fields=[vx, vy]); the buoyancy metrics are finite.
+    baseline (here with the smoke channels too, augment.fields=[smoke, vx, vy]); the buoyancy metrics are finite.
     task=timestep trains the U-Net stepper with the three conditionings (the SSL one from the encoder's
     4-frame window) and writes finite rollout metrics."""
     import hydra
@@ -309,9 +309,9 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
         generate(cfg)
     pre = compose_cfg(
         "pretrain",
-        ["experiment=ns2d_vicreg", "debug=smoke", "augment.crop_t=4", "augment.fields=[vx,vy]", "run_dir=run"],
+        ["experiment=ns2d_vicreg", "debug=smoke", "augment.crop_t=4", "augment.fields=[smoke,vx,vy]", "run_dir=run"],
     )
-    assert pre.encoder.in_channels == 4 * 5  # velocities only (the reference code's input): 5 channels per frame
+    assert pre.encoder.in_channels == 4 * 6  # smoke too (the default is velocities only): 6 channels per frame
     enc_cfg = OmegaConf.to_container(pre.encoder, resolve=True)
     torch.manual_seed(0)
     torch.save(

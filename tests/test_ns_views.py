@@ -97,8 +97,9 @@ def test_fields_select_the_field_channels_and_the_encoder_width():
     for bad in (["vx", "pressure"], ["vx", "vx"], []):
         with pytest.raises(ValueError, match="field"):
             NSViews("ns2d", {}, fields=bad)
-    cfg = compose_cfg("pretrain", ["experiment=ns2d_cpu", "augment.fields=[vx,vy]"])
-    assert cfg.encoder.in_channels == 16 * 5
+    assert compose_cfg("pretrain", ["experiment=ns2d_cpu"]).encoder.in_channels == 16 * 5  # default: vx, vy
+    cfg = compose_cfg("pretrain", ["experiment=ns2d_cpu", "augment.fields=[smoke,vx,vy]"])
+    assert cfg.encoder.in_channels == 16 * 6
 
 
 def test_determinism_crops_inside_the_box_and_ablation():

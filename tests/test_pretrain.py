@@ -89,7 +89,8 @@ def test_smoke_writes_checkpoints_wandb_and_encoder(burgers_data, tmp_path):
 
 def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(tmp_path):
     """experiment=ns2d_vicreg debug=smoke on tiny ns2d data (32 x 32 cells, 8 frames) from the real
-    generator: 2D views (8 frames x 6 channels), the online buoyancy probe, checkpoints and encoder.pt."""
+    generator: 2D views (8 frames x 5 channels: t', x', y', vx', vy' by default), the online buoyancy probe,
+    checkpoints and encoder.pt."""
     solver = dict(nx=32, ny=32, nt=8, t_start=1.0, t_end=4.5, dt_max=0.1)
     for split in ("train", "valid"):
         cfg = compose_cfg(
@@ -110,7 +111,8 @@ def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(tmp_path):
     assert any(r["val/probe_nmse"] for r in rows) and any(r["train/loss"] for r in rows)
     exported = torch.load(run / "encoder.pt", weights_only=False)
     assert exported["pde"] == "ns2d" and exported["probe_param"] == "buoyancy"
-    assert exported["encoder"]["in_channels"] == 48 and exported["augment"]["crop_y"] == 32
+    assert exported["encoder"]["in_channels"] == 40 and exported["augment"]["crop_y"] == 32
+    assert exported["augment"]["fields"] == ["vx", "vy"]
     enc = hydra.utils.instantiate(exported["encoder"])
     enc.load_state_dict(exported["state_dict"])
 
