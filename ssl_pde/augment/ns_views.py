@@ -9,7 +9,7 @@ cells lying inside the box (the box is closed, not periodic: crops never wrap), 
 
 ``coords`` mode (the paper's form): no resampling; every crop point keeps its array position and carries
 its transformed coordinates ``(t', x', y')`` as channels beside the transformed fields
-``(smoke, u', v')``. Channel layout of a view (B, 6 * crop_t, crop_x, crop_y), quantity-major:
+``(smoke, u', v')``. Channel layout of a view with every field (B, 6 * crop_t, crop_x, crop_y), quantity-major:
 ``[t'(frame 0..ct-1), x'(...), y'(...), smoke(...), vx'(...), vy'(...)]``, i.e. channel ``q * crop_t + k``
 is quantity ``q`` at frame ``k`` of the window. ``fields`` selects (and orders) the field quantities, e.g.
 ``["vx", "vy"]``: (B, 5 * crop_t, crop_x, crop_y), the reference code's input. With ``relative_coords`` the
@@ -268,7 +268,7 @@ class NSViews:
             starts: crop origins (B,) x 3 (frames, cells) to use instead of drawing them.
 
         Returns:
-            (B, 6 * crop_t, crop_x, crop_y) float32 (layout in the module docstring).
+            (B, (3 + len(fields)) * crop_t, crop_x, crop_y) float32 (layout in the module docstring).
         """
         t0, x0, y0 = self.crop_starts(u, generator) if starts is None else starts
         eps = self.sample_eps(u.shape[0], generator, u.device)
@@ -292,8 +292,8 @@ class NSViews:
         return self._stack(*self._coord_channels((tc, xc, yc), (tc, xc, yc)), s, vx, vy)
 
     def two_views(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, generator: torch.Generator, **params: Tensor):
-        """Two views ``(v1, v2)``, each (B, 6 * crop_t, crop_x, crop_y): independent, or with ``same_window``
-        one shared crop and independent group elements."""
+        """Two views ``(v1, v2)``, each (B, (3 + len(fields)) * crop_t, crop_x, crop_y): independent, or with
+        ``same_window`` one shared crop and independent group elements."""
         starts = self.crop_starts(u, generator) if self.same_window else None
         return (
             self.view(u, t, x, y, generator, starts=starts, **params),
