@@ -7,8 +7,9 @@
 
 ``--curve NAME=PATH``: a ``probe_curve.json`` from ``scripts/probe_curve.py`` (the ``ssl_linear`` MSE against the
 number of labels, mean ± std over seeds); the first one's floor is drawn too. ``--eval NAME=PATH``: ``results.json``
-files of ``ssl-pde-eval task=regression``, grouped by NAME into one series of the supervised baseline's MSE
-against their label counts. Both axes are logarithmic.
+files of ``ssl-pde-eval task=regression``, grouped by NAME and training budget (``supervised.steps``) into
+series of the supervised baseline's MSE against their label counts. Both axes are logarithmic. Unreadable or
+wrong-kind files and repeated names end with one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -35,29 +36,46 @@ def _named(items: list[str], flag: str) -> list[tuple[str, Path]]:
     return out
 
 
+def _load(path: Path, flag: str, what: str) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{flag} {path}: cannot read it as JSON ({e})") from e
+    if not isinstance(doc, dict):
+        raise UserError(f"{flag} {path}: not {what}")
+    return doc
+
+
 def series(curves: list[tuple[str, Path]], evals: list[tuple[str, Path]]) -> dict[str, dict]:
     """Named series ``{name: {"n", "mean", "std": lists, "kind": "probe" | "supervised" | "floor"}}`` from the
-    files; the floor (named :data:`FLOOR`) from the first curve. Raises UserError on a file of the wrong kind."""
+    files; the floor (named :data:`FLOOR`) from the first curve. Supervised points are grouped by name and by
+    their training budget (``supervised.steps``), so one line never joins different budgets: a series is named
+    ``"NAME, S steps"``. Raises UserError on an unreadable file, a file of the wrong kind, or a repeated name."""
     out: dict[str, dict] = {}
+    names = [n for n, _ in curves] + list(dict.fromkeys(n for n, _ in evals))
+    dup = sorted({n for n in names if names.count(n) > 1 or n == FLOOR})
+    if dup:
+        raise UserError(f"series name {dup[0]!r} is used twice (or is the floor's); give each series its own")
     for name, path in curves:
-        doc = json.loads(path.read_text())
-        if "rows" not in doc:
-            raise UserError(f"--curve {path}: not a probe_curve.json (no 'rows')")
-        rows = doc["rows"]
-        out[name] = {
-            "n": [r["n_labels"] for r in rows],
-            "mean": [r["ssl_linear_mse"][0] for r in rows],
-            "std": [r["ssl_linear_mse"][1] for r in rows],
-            "kind": "probe",
-        }
+        doc = _load(path, "--curve", "a probe_curve.json")
+        try:
+            rows = doc["rows"]
+            n, mse, floor = ([r[k] for r in rows] for k in ("n_labels", "ssl_linear_mse", "floor_mse"))
+        except (KeyError, TypeError) as e:
+            raise UserError(f"--curve {path}: not a probe_curve.json (missing {e})") from e
+        out[name] = {"n": n, "mean": [m[0] for m in mse], "std": [m[1] for m in mse], "kind": "probe"}
         if FLOOR not in out:
-            out[FLOOR] = {"n": out[name]["n"], "mean": [r["floor_mse"][0] for r in rows], "std": None, "kind": "floor"}
+            out[FLOOR] = {"n": n, "mean": [f[0] for f in floor], "std": None, "kind": "floor"}
     grouped: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
     for name, path in evals:
-        doc = json.loads(path.read_text())
-        if doc.get("task") != "regression" or "supervised" not in doc.get("summary", {}):
-            raise UserError(f"--eval {path}: not an ssl-pde-eval regression results.json")
-        grouped[name].append((doc["n_labels"], *doc["summary"]["supervised"]["mse"]))
+        doc = _load(path, "--eval", "an ssl-pde-eval regression results.json")
+        try:
+            if doc["task"] != "regression":
+                raise KeyError("task=regression")
+            steps = doc["config"]["supervised"]["steps"]
+            grouped[f"{name}, {steps} steps"].append((doc["n_labels"], *doc["summary"]["supervised"]["mse"]))
+        except (KeyError, TypeError) as e:
+            raise UserError(f"--eval {path}: not an ssl-pde-eval regression results.json (missing {e})") from e
     for name, pts in grouped.items():
         pts.sort()
         out[name] = {
@@ -104,7 +122,10 @@ def main(argv: list[str] | None = None) -> None:
         data = series(_named(args.curve, "--curve"), _named(args.eval, "--eval"))
     except UserError as e:  # one line, exit status 2
         fail(str(e))
-    plot(data, args.out, args.title)
+    try:
+        plot(data, args.out, args.title)
+    except OSError as e:
+        fail(f"--out {args.out}: cannot write it ({e})")
     print(f"wrote {args.out}")
 
 

@@ -287,7 +287,8 @@ def test_eval_timestep_cli(splits, tmp_path):
 def test_eval_regression_on_ns2d_buoyancy(tmp_path):
     """ssl-pde-eval task=regression on tiny ns2d data from the real generator (32 x 32 cells, 8 frames):
     the exported NS views (2D crops, time x fields as channels) feed the frozen encoder and the supervised
-    baseline (here with the smoke channels too, augment.fields=[smoke, vx, vy]); the buoyancy metrics are finite.
+    baseline (here with the smoke channels too, as an export made before augment.fields existed, saved without
+    the key); the buoyancy metrics are finite.
     task=timestep trains the U-Net stepper with the three conditionings (the SSL one from the encoder's
     4-frame window) and writes finite rollout metrics."""
     import hydra
@@ -318,7 +319,8 @@ def test_eval_regression_on_ns2d_buoyancy(tmp_path):
         {
             "state_dict": hydra.utils.instantiate(enc_cfg).state_dict(),
             "encoder": enc_cfg,
-            "augment": OmegaConf.to_container(pre.augment, resolve=True),
+            # saved without "fields", as exports made before the option: the views then carry all three fields
+            "augment": {k: v for k, v in OmegaConf.to_container(pre.augment, resolve=True).items() if k != "fields"},
             "pde": "ns2d",
             "probe_param": "buoyancy",
             "probe_log": False,
@@ -387,13 +389,29 @@ def test_probe_curve_repeats_the_eval_linear_probe(splits, tmp_path):
     spec = importlib.util.spec_from_file_location("plot_probe_curves", plot[1])
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    got = mod.series([("ssl", tmp_path / "curve" / "probe_curve.json")], [])
+    # supervised points from ssl-pde-eval results (the fields it writes), grouped by name and training budget
+    evals = []
+    for i, (n, steps, mse) in enumerate(((64, 300, 0.009), (16, 300, 0.02), (1664, 780, 0.003))):
+        sup = {"mse": [mse, mse / 10]}
+        res_doc = {
+            "task": "regression",
+            "n_labels": n,
+            "summary": {"supervised": sup},
+            "config": {"supervised": {"steps": steps}},
+        }
+        (tmp_path / f"r{i}.json").write_text(json.dumps(res_doc))
+        evals.append(("sup", tmp_path / f"r{i}.json"))
+    got = mod.series([("ssl", tmp_path / "curve" / "probe_curve.json")], evals)
     assert got["ssl"]["n"] == [8, 16] and got["ssl"]["mean"] == [r["ssl_linear_mse"][0] for r in doc["rows"]]
     assert got[mod.FLOOR]["mean"] == [r["floor_mse"][0] for r in doc["rows"]]
+    assert got["sup, 300 steps"]["n"] == [16, 64] and got["sup, 300 steps"]["mean"] == [0.02, 0.009]
+    assert got["sup, 780 steps"]["n"] == [1664] and got["sup, 780 steps"]["std"] == [pytest.approx(3e-4)]
     for flag, item, why in (
         ("--curve", "no-name", "must look like NAME=PATH"),
         ("--curve", f"x={tmp_path / 'missing.json'}", "no file"),
-        ("--eval", curve, "not an ssl-pde-eval regression results.json"),
+        ("--eval", f"sup={tmp_path / 'curve' / 'probe_curve.json'}", "not an ssl-pde-eval regression results.json"),
+        ("--eval", f"x={tmp_path / 'c.png'}", "cannot read it as JSON"),
+        ("--eval", f"ssl={tmp_path / 'r0.json'}", "series name 'ssl' is used twice"),
     ):
         extra = [] if flag == "--curve" else ["--curve", curve]
         bad = subprocess.run([*plot, flag, item, *extra, f"--out={tmp_path / 'd.png'}"], capture_output=True, text=True)

@@ -94,9 +94,10 @@ def test_fields_select_the_field_channels_and_the_encoder_width():
         assert torch.equal(got, want)
     e = vel.eval_view(u, t, x, y).reshape(2, 5, 3, 4, 5)
     assert torch.equal(e[:, 4], blocks(full.eval_view(u, t, x, y), 3)[4])
-    for bad in (["vx", "pressure"], ["vx", "vx"], []):
+    for bad in (["vx", "pressure"], ["vx", "vx"], [], "vx"):
         with pytest.raises(ValueError, match="field"):
             NSViews("ns2d", {}, fields=bad)
+    assert NSViews("ns2d", {}, crop_t=3, fields=None).fields == ("smoke", "vx", "vy")  # None: all three
     assert compose_cfg("pretrain", ["experiment=ns2d_cpu"]).encoder.in_channels == 16 * 5  # default: vx, vy
     cfg = compose_cfg("pretrain", ["experiment=ns2d_cpu", "augment.fields=[smoke,vx,vy]"])
     assert cfg.encoder.in_channels == 16 * 6

@@ -90,7 +90,8 @@ def test_smoke_writes_checkpoints_wandb_and_encoder(burgers_data, tmp_path):
 def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(tmp_path):
     """experiment=ns2d_vicreg debug=smoke on tiny ns2d data (32 x 32 cells, 8 frames) from the real
     generator: 2D views (8 frames x 5 channels: t', x', y', vx', vy' by default), the online buoyancy probe,
-    checkpoints and encoder.pt."""
+    checkpoints and encoder.pt; unknown or malformed augment.fields end with one line, exit status 2 and nothing
+    of the run written."""
     solver = dict(nx=32, ny=32, nt=8, t_start=1.0, t_end=4.5, dt_max=0.1)
     for split in ("train", "valid"):
         cfg = compose_cfg(
@@ -115,6 +116,19 @@ def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(tmp_path):
     assert exported["augment"]["fields"] == ["vx", "vy"]
     enc = hydra.utils.instantiate(exported["encoder"])
     enc.load_state_dict(exported["state_dict"])
+    for fields, why in (("[vx,pressure]", "unknown field 'pressure'"), ("vx", "got the string 'vx'")):
+        bad = tmp_path / "bad"
+        res = _run(
+            "experiment=ns2d_vicreg",
+            "debug=smoke",
+            f"data.dir={tmp_path}",
+            f"run_dir={bad}",
+            f"augment.fields={fields}",
+        )
+        assert res.returncode == 2 and why in res.stderr and res.stderr.strip().count("\n") == 0, res.stderr[-2000:]
+        # refused before the run writes anything: the folder holds only what Hydra writes at start (its config
+        # record and the job log, which holds the error)
+        assert not bad.exists() or {p.name for p in bad.iterdir()} <= {".hydra", "pretrain.log"}
 
 
 def test_resume_continues_steps_and_wandb_run(burgers_data, tmp_path):

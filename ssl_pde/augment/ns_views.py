@@ -58,8 +58,13 @@ N_FIELDS = len(FIELDS)
 N_COORDS = 3  # t, x, y
 
 
-def check_fields(fields: Sequence[str]) -> tuple[str, ...]:
-    """The view's fields as a tuple, validated: a non-empty selection of :data:`FIELDS` without repeats."""
+def check_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
+    """The view's fields as a tuple, validated: a non-empty selection of :data:`FIELDS` without repeats (None:
+    all of them)."""
+    if fields is None:
+        return FIELDS
+    if isinstance(fields, str):
+        raise ValueError(f"fields must be a list of field names, got the string {fields!r} (e.g. [vx, vy])")
     fields = tuple(fields)
     bad = [f for f in fields if f not in FIELDS]
     if not fields or bad or len(set(fields)) != len(fields):
@@ -115,7 +120,7 @@ class NSViews:
         same_window: bool = False,
         normalize_coords: bool = False,
         eval_window: str = "center",
-        fields: Sequence[str] = FIELDS,
+        fields: Sequence[str] | None = FIELDS,  # keep all three: exports made before the option carry none
     ) -> None:
         strengths = dict(strengths or {})
         self.fields = check_fields(fields)
@@ -149,7 +154,7 @@ class NSViews:
         three when None)."""
         if mode not in MODES:
             raise ValueError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
-        return int(crop_t) * (N_COORDS + len(check_fields(FIELDS if fields is None else fields)))
+        return int(crop_t) * (N_COORDS + len(check_fields(fields)))
 
     @property
     def channels(self) -> int:

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import hydra
 import torch
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from ssl_pde import CONFIG_DIR
@@ -60,7 +61,8 @@ def hydra_entry(
 ) -> Callable[[], None]:
     """Console-script entry point running ``task`` as a Hydra application on ``configs/<config_name>.yaml``.
 
-    ``UserError`` and the given ``errors`` end as one line with exit status 2; Ctrl-C prints
+    ``UserError`` and the given ``errors`` end as one line with exit status 2, also when a constructor Hydra
+    instantiates raises them (the cause of its InstantiationException); Ctrl-C prints
     ``on_interrupt`` and exits with 130; composition errors exit with 2 (:func:`run_hydra_app`).
     """
     started = [False]
@@ -72,6 +74,10 @@ def hydra_entry(
             task(cfg)
         except (UserError, *errors) as e:
             fail(str(e))
+        except InstantiationException as e:  # a config value a constructor refused: that error, one line
+            if isinstance(e.__cause__, (UserError, *errors)):
+                fail(str(e.__cause__))
+            raise
         except KeyboardInterrupt:
             print(on_interrupt, file=sys.stderr)
             sys.exit(130)

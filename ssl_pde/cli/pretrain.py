@@ -72,6 +72,7 @@ def export_encoder(model: torch.nn.Module, cfg: DictConfig, path: Path) -> None:
 
 def pretrain(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from the config, fit, export; return the final logged metrics."""
+    views = hydra.utils.instantiate(cfg.augment)  # first: it validates the views before anything is written
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -79,7 +80,6 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     ckpt = resolve_ckpt(cfg, run_dir)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
-    views = hydra.utils.instantiate(cfg.augment)
     encoder = hydra.utils.instantiate(cfg.encoder)
     if cfg.compile:
         encoder = torch.compile(encoder)

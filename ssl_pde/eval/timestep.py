@@ -160,7 +160,8 @@ def rollout(
 
     Autoregressive by default: the first block from the ``history`` true frames before ``start``, each later
     one from the model's own frames. ``teacher_forced``: every block (frames ``start + j future`` ...) from
-    the ``history`` true frames before it, the one-step error of the same frames."""
+    the ``history`` true frames before it, the one-step error of the same frames (with ``future`` > 1, the error
+    of one model call: a block of ``future`` frames)."""
     u = frames(s)
     nt = u.shape[1]
     start = history if start is None else start
@@ -175,6 +176,8 @@ def rollout(
             if teacher_forced:
                 cur = u[sl, f - history : f].to(device)
             nxt = model(cur, c)
+            if nxt.shape[1] != future:
+                raise ValueError(f"the stepper returned {nxt.shape[1]} frames, expected future={future}")
             out.append(nxt)
             cur = torch.cat([cur, nxt], dim=1)[:, -history:]
         preds.append(torch.cat(out, dim=1).cpu())
