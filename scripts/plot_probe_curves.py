@@ -5,10 +5,11 @@
         --curve "velocities only=runs/.../pretrain_vel/probe_curve_start/probe_curve.json" \\
         --eval "supervised, velocities only=runs/.../eval_vel_regression_n256/results.json" [...]
 
-``--curve NAME=PATH``: a ``probe_curve.json`` from ``scripts/probe_curve.py`` (the ``ssl_linear`` MSE against the
-number of labels, mean ± std over seeds); the first one's floor is drawn too. ``--eval NAME=PATH``: ``results.json``
-files of ``ssl-pde-eval task=regression``, grouped by NAME and training budget (``supervised.steps``) into
-series of the supervised baseline's MSE against their label counts. Both axes are logarithmic. Unreadable or
+``--curve NAME=PATH``: a ``probe_curve.json`` from ``scripts/probe_curve.py`` (the ``ssl_linear`` MSE against
+the number of labels, mean ± std over cells); the first one's floor (the best constant for MSE) is drawn too.
+``--eval NAME=PATH``: ``results.json`` files of ``ssl-pde-eval task=regression``, grouped by NAME and
+training budget (``regression.supervised.max_steps``) into series of the supervised baseline's MSE against
+their label counts. Both axes are logarithmic. Unreadable or
 wrong-kind files and repeated names end with one line and exit status 2.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from ssl_pde.cli.common import UserError, fail
 
-FLOOR = "predict the mean (floor)"
+FLOOR = "best constant (floor)"
 
 
 def _named(items: list[str], flag: str) -> list[tuple[str, Path]]:
@@ -49,8 +50,9 @@ def _load(path: Path, flag: str, what: str) -> dict:
 def series(curves: list[tuple[str, Path]], evals: list[tuple[str, Path]]) -> dict[str, dict]:
     """Named series ``{name: {"n", "mean", "std": lists, "kind": "probe" | "supervised" | "floor"}}`` from the
     files; the floor (named :data:`FLOOR`) from the first curve. Supervised points are grouped by name and by
-    their training budget (``supervised.steps``), so one line never joins different budgets: a series is named
-    ``"NAME, S steps"``. Raises UserError on an unreadable file, a file of the wrong kind, or a repeated name."""
+    their training budget (``regression.supervised.max_steps``), so one line never joins different budgets: a
+    series is named ``"NAME, at most S steps"``. Raises UserError on an unreadable file, a file of the wrong
+    kind, or a repeated name."""
     out: dict[str, dict] = {}
     names = [n for n, _ in curves] + list(dict.fromkeys(n for n, _ in evals))
     dup = sorted({n for n in names if names.count(n) > 1 or n == FLOOR})
@@ -72,8 +74,9 @@ def series(curves: list[tuple[str, Path]], evals: list[tuple[str, Path]]) -> dic
         try:
             if doc["task"] != "regression":
                 raise KeyError("task=regression")
-            steps = doc["config"]["supervised"]["steps"]
-            grouped[f"{name}, {steps} steps"].append((doc["n_labels"], *doc["summary"]["supervised"]["mse"]))
+            steps = doc["config"]["regression"]["supervised"]["max_steps"]
+            sup = doc["result"]["summary"]["supervised"]["mse"]
+            grouped[f"{name}, at most {steps} steps"].append((doc["n_labels"], *sup))
         except (KeyError, TypeError) as e:
             raise UserError(f"--eval {path}: not an ssl-pde-eval regression results.json (missing {e})") from e
     for name, pts in grouped.items():

@@ -12,10 +12,14 @@ shard by shard; pretraining resumes from its last checkpoint), so an interrupted
 stopped. Per PDE:
 
 1. data: ``train`` (unlabelled for pretraining; the labelled subsets are drawn from it), ``valid``, ``test``;
-2. pretraining with ``experiment=<pde>_vicreg`` (``burgers_demo`` at CPU scale) plus the scale's overrides;
-3. regression of the PDE's probe parameter (``configs/pde/<pde>.yaml``) for each labelled-set size, with
-   the supervised baseline and the floor, 3 seeds;
-4. conditioned time-stepping (none / true parameter / SSL representation) for each stepper architecture.
+2. pretraining with ``experiment=<pde>_vicreg`` (``burgers_demo`` at CPU scale) plus the scale's overrides,
+   once per pretraining seed (``--pretrain-seeds``; ``<pde>/pretrain_s<seed>``);
+3. regression of the PDE's probe parameter (``configs/pde/<pde>.yaml``) for each labelled-set size under the
+   evaluation protocol (every method, choices on valid, pretraining seeds x 3 label draws, paired intervals);
+4. conditioned time-stepping (none / true parameters / SSL representation) for each stepper architecture.
+
+Long runs go in chunks: ``--pdes burgers --pretrain-seeds 0`` pretrains and evaluates one seed; the call
+with ``--pretrain-seeds 0 1 2`` then reuses the finished encoders and evaluates the three together.
 
 The summary (``<out>/summary.md`` and ``.json``) collects every results.json with the wall time of each
 step and the machine. A scale's settings are shared by the PDEs unless it overrides one for a PDE
@@ -32,8 +36,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 SCALES: dict[str, dict] = {
     # A smoke run of the whole driver in about a minute per PDE (tests use it); its numbers mean nothing.
@@ -61,9 +63,14 @@ SCALES: dict[str, dict] = {
         "pretrain": ["debug=smoke", "trainer=cpu", "logger=csv"],
         "pretrain_pde": {"ns2d": ["debug=smoke", "trainer=cpu", "logger=csv", "augment.crop_x=16"]},
         "labels": [16],
-        "eval": ["supervised.steps=2", "mlp_epochs=5", "seeds=[0,1,2]"],
+        "pretrain_seeds": [0],
+        "eval": (
+            "regression.mlp.max_steps=5 regression.finetune.max_steps=2 regression.supervised.max_steps=2 "
+            "regression.finetune.eval_every=1 regression.supervised.eval_every=1"
+        ).split(),
         "timestep": (
-            "timestep.history=4 timestep.future=2 timestep.steps=3 timestep.width=8 timestep.ssl_dims=2 seeds=[0,1,2]"
+            "timestep.history=4 timestep.future=2 timestep.search.max_steps=3 timestep.search.eval_every=3 "
+            "timestep.width=8 timestep.ssl_dims=2 timestep.seeds=[0,1,2]"
         ).split(),
         "archs": ["cnn", "fno"],
         "archs_pde": {"ns2d": ["unet"]},
@@ -100,13 +107,14 @@ SCALES: dict[str, dict] = {
         "pretrain_pde": {"ns2d": ["logger=csv"]},
         "experiments": {"burgers": "burgers_demo", "ns2d": "ns2d_cpu"},
         "labels": [64, 256],
-        "eval": ["supervised.steps=300", "seeds=[0,1,2]"],
-        "timestep": ["timestep.steps=500", "timestep.batch=32", "seeds=[0,1,2]"],
+        "pretrain_seeds": [0, 1, 2],
+        "eval": [],  # configs/eval.yaml: 3 candidates per trained method, at most 300 steps, early stopping
+        "timestep": ["timestep.search.max_steps=500", "timestep.seeds=[0,1,2]"],
         # PDEArena's NS stepping: 4 frames in, 1 out; the rollout starts after the encoder's 16-frame window.
         "timestep_pde": {
             "ns2d": (
-                "timestep.history=4 timestep.future=1 timestep.steps=600 timestep.batch=32 timestep.width=16 "
-                "seeds=[0,1,2]"
+                "timestep.history=4 timestep.future=1 timestep.search.max_steps=600 timestep.width=16 "
+                "timestep.seeds=[0,1,2]"
             ).split()
         },
         "archs": ["cnn", "fno"],
@@ -119,8 +127,9 @@ SCALES: dict[str, dict] = {
         "experiments": {},
         "pretrain": ["trainer=gpu", "trainer.max_epochs=100", "data.batch_size=256", "logger=csv"],
         "labels": [32, 128, 512, 2048],
-        "eval": ["supervised.steps=2000", "supervised.batch=128", "seeds=[0,1,2]"],
-        "timestep": ["timestep.steps=5000", "timestep.batch=64", "seeds=[0,1,2]"],
+        "pretrain_seeds": [0, 1, 2],
+        "eval": [f"regression.{m}.{k}" for m in ("finetune", "supervised") for k in ("max_steps=2000", "batch=128")],
+        "timestep": ["timestep.search.max_steps=5000", "timestep.search.batch=64", "timestep.seeds=[0,1,2]"],
         "archs": ["cnn", "fno"],
         # NS: PDEArena's conditioned-smoke split sizes, the paper's crops (experiment=ns2d_vicreg).
         "splits_pde": {"ns2d": {"train": 6656, "valid": 1664, "test": 1664}},
@@ -128,8 +137,8 @@ SCALES: dict[str, dict] = {
         "labels_pde": {"ns2d": [256, 1664]},
         "timestep_pde": {
             "ns2d": (
-                "timestep.history=4 timestep.future=1 timestep.steps=20000 timestep.batch=32 timestep.width=64 "
-                "seeds=[0,1,2]"
+                "timestep.history=4 timestep.future=1 timestep.search.max_steps=20000 timestep.width=64 "
+                "timestep.seeds=[0,1,2]"
             ).split()
         },
         "archs_pde": {"ns2d": ["unet"]},
@@ -173,8 +182,8 @@ class Runner:
             sys.exit(f"error: step {key} failed with exit status {res.returncode}: {shown}")
 
 
-def run_pde(pde: str, scale: dict, out: Path, device: str, run: Runner) -> dict:
-    """All steps for one PDE; returns the paths of its results."""
+def run_pde(pde: str, scale: dict, out: Path, device: str, run: Runner, seeds: list[int]) -> dict:
+    """All steps for one PDE with the encoders of pretraining ``seeds``; returns the paths of its results."""
     data = out / pde / "data"
     for split, n in setting(scale, "splits", pde).items():
         run(
@@ -189,43 +198,48 @@ def run_pde(pde: str, scale: dict, out: Path, device: str, run: Runner) -> dict:
                 *scale["generate"].get(pde, []),
             ],
         )
-    pre = out / pde / "pretrain"
-    enc = pre / "encoder.pt"
-    if not enc.exists():
-        experiment = scale["experiments"].get(pde, f"{pde}_vicreg")
-        resume = ["ckpt_path=last"] if (pre / "checkpoints" / "last.ckpt").exists() else []
-        run(
-            f"{pde}/pretrain",
-            "pretrain",
-            [
-                f"experiment={experiment}",
-                f"data.dir={data}",
-                f"run_dir={pre}",
-                *setting(scale, "pretrain", pde),
-                *resume,
-            ],
-        )
+    encs = []
+    for seed in seeds:
+        pre = out / pde / f"pretrain_s{seed}"
+        enc = pre / "encoder.pt"
+        encs.append(enc)
+        if not enc.exists():
+            experiment = scale["experiments"].get(pde, f"{pde}_vicreg")
+            resume = ["ckpt_path=last"] if (pre / "checkpoints" / "last.ckpt").exists() else []
+            args = [f"experiment={experiment}", f"data.dir={data}", f"run_dir={pre}", f"seed={seed}"]
+            run(f"{pde}/pretrain_s{seed}", "pretrain", [*args, *setting(scale, "pretrain", pde), *resume])
     results = {"regression": {}, "timestep": {}}
+    tag = "s" + "".join(map(str, seeds))
+    ckpt = f"ckpt=[{','.join(map(str, encs))}]"
 
     def evaluate(key: str, d: Path, args: list[str]) -> Path:
         if not (d / "results.json").exists():
-            run(key, "eval", [f"ckpt={enc}", f"data.dir={data}", f"out_dir={d}", f"device={device}", *args])
+            run(key, "eval", [ckpt, f"data.dir={data}", f"out_dir={d}", f"device={device}", *args])
         return d / "results.json"
 
     for n in setting(scale, "labels", pde):
-        d = out / pde / f"eval_regression_n{n}"
-        results["regression"][n] = evaluate(f"{pde}/regression/n{n}", d, [f"n_labels={n}", *scale["eval"]])
+        d = out / pde / f"eval_regression_n{n}_{tag}"
+        args = [f"regression.n_labels={n}", *setting(scale, "eval", pde)]
+        results["regression"][n] = evaluate(f"{pde}/regression/n{n}_{tag}", d, args)
     for arch in setting(scale, "archs", pde):
-        d = out / pde / f"eval_timestep_{arch}"
+        d = out / pde / f"eval_timestep_{arch}_{tag}"
         n_train = setting(scale, "splits", pde)["train"]
-        args = ["task=timestep", f"n_labels={n_train}", f"timestep.arch={arch}", *setting(scale, "timestep", pde)]
-        results["timestep"][arch] = evaluate(f"{pde}/timestep/{arch}", d, args)
+        args = [
+            "task=timestep",
+            f"timestep.n_train={n_train}",
+            f"timestep.arch={arch}",
+            *setting(scale, "timestep", pde),
+        ]
+        results["timestep"][arch] = evaluate(f"{pde}/timestep/{arch}_{tag}", d, args)
     return results
 
 
-def _ms(values: list[float]) -> str:
-    a = np.asarray(values)
-    return f"{a.mean():.4g} ± {a.std():.2g}"
+def _ms(v: list[float]) -> str:
+    return f"{v[0]:.4g} ± {v[1]:.2g}"
+
+
+def _cmp(c: dict | None) -> str:
+    return "-" if c is None else f"{c['ratio']:.2f} [{c['low']:.2f}, {c['high']:.2f}] {c['verdict']}"
 
 
 def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runner: Runner, wall: float) -> str:
@@ -236,24 +250,27 @@ def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runne
         for n, p in res["regression"].items():
             if not p.exists():
                 continue
-            r = json.loads(p.read_text())
-            per = r["per_seed"]
-            doc["pdes"][pde]["regression"][n] = r["summary"]
-            m = METRIC[pde]
-            ratio = [s["supervised"][m] / s["ssl_linear"][m] for s in per]
-            cells = " | ".join(_ms([s[k][m] for s in per]) for k in ("ssl_linear", "ssl_mlp", "supervised", "floor"))
-            reg_rows.append(f"| {pde} | `{r['param']}` | {m.upper()} | {n} | {cells} | {_ms(ratio)} |")
+            r = json.loads(p.read_text())["result"]
+            doc["pdes"][pde]["regression"][n] = {k: r[k] for k in ("summary", "comparisons", "budget")}
+            m, s = r["select_metric"], r["summary"]
+            cells = " | ".join(
+                _ms(s[k][m]) for k in ("floor", "ssl_linear", "ssl_finetune", "random_init", "supervised")
+            )
+            cmp = [_cmp(r["comparisons"].get(f"supervised/{k}")) for k in ("ssl_linear", "ssl_finetune")]
+            head = f"| {pde} | {m} | {n} | {r['n_pretrain_seeds']} × {len(r['label_draws'])}"
+            reg_rows.append(f"{head} | {cells} | {' | '.join(cmp)} |")
         for arch, p in res["timestep"].items():
             if not p.exists():
                 continue
-            r = json.loads(p.read_text())
-            per = r["per_seed"]
-            doc["pdes"][pde]["timestep"][arch] = per
-            m = "rollout_" + METRIC[pde]
-            cells = [_ms([s[v][m] for s in per]) for v in ("none", "param", "ssl")]
-            ratio = _ms([s["ssl"][m] / s["none"][m] for s in per])
-            head = f"| {pde} | {arch} | `{m}` | {r['n_train']} | {per[0]['none']['frames']}"
-            ts_rows.append(f"{head} | {' | '.join(cells)} | {ratio} |")
+            full = json.loads(p.read_text())
+            r = full["result"]
+            doc["pdes"][pde]["timestep"][arch] = {k: r[k] for k in ("summary", "comparisons")}
+            cells = [
+                _ms(r["summary"][v]["rollout_nmse"]) if v in r["summary"] else "-"
+                for v in ("persistence", "none", "param", "ssl")
+            ]
+            head = f"| {pde} | {arch} | {full['n_train']} | {r['frames']}"
+            ts_rows.append(f"{head} | {' | '.join(cells)} | {_cmp(r['comparisons'].get('none/ssl'))} |")
     old = out / "summary.json"  # step times of earlier invocations (other PDEs, finished steps) are kept
     times = json.loads(old.read_text()).get("step_seconds", {}) if old.exists() else {}
     doc["step_seconds"] = {**times, **runner.times}
@@ -275,17 +292,19 @@ def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runne
         + "; ".join(f"{p}: " + ", ".join(f"{k} {v:.1f}" for k, v in m.items()) for p, m in minutes.items())
         + ".",
         "",
-        "## Parameter regression (mean ± std over seeds; ratio above 1: SSL linear probe wins)",
+        "## Parameter regression (mean ± std over pretraining seeds × label draws, ddof=1)",
         "",
-        "NMSE for the 1D PDEs, MSE for the NS buoyancy (the paper's metrics).",
+        "Ratios: supervised / SSL of the selection metric with the 95 % two-level bootstrap interval; a win only",
+        "where the interval excludes 1.",
         "",
-        "| PDE | target | metric | labels | SSL + linear | SSL + MLP | supervised | floor | supervised / SSL-linear |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| PDE | metric | labels | seeds × draws | floor | SSL linear | SSL fine-tuned | random-init linear "
+        "| supervised | sup. / SSL linear | sup. / SSL fine-tuned |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *reg_rows,
         "",
-        "## Conditioned time-stepping (rollout error, mean over frames; ratio below 1: SSL conditioning helps)",
+        "## Conditioned time-stepping (rollout NMSE, mean over frames; none / SSL above 1: SSL conditioning helps)",
         "",
-        "| PDE | stepper | metric | train traj. | frames | none | true parameter | SSL representation | SSL / none |",
+        "| PDE | stepper | train traj. | frames | persistence | none | true parameters | SSL | none / SSL |",
         "|---|---|---|---|---|---|---|---|---|",
         *ts_rows,
     ]
@@ -302,12 +321,21 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto (for generation and evaluation)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     ap.add_argument("--summary-only", action="store_true", help="only collect the results already in --out")
+    ap.add_argument(
+        "--pretrain-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="pretraining seeds whose encoders are evaluated together (default: the scale's); a chunk "
+        "of one seed pretrains it and evaluates it alone, a later call with all seeds reuses them",
+    )
     args = ap.parse_args()
     out = args.out or Path("runs") / f"reproduce_{args.scale}"
     scale = SCALES[args.scale]
     runner = Runner(out, args.dry_run or args.summary_only, record=not args.summary_only)
     t0 = time.perf_counter()
-    paths = {pde: run_pde(pde, scale, out, args.device, runner) for pde in args.pdes}
+    seeds = args.pretrain_seeds or scale["pretrain_seeds"]
+    paths = {pde: run_pde(pde, scale, out, args.device, runner, seeds) for pde in args.pdes}
     if args.dry_run:
         return
     print("\n" + summarise(paths, out, args, runner, time.perf_counter() - t0))

@@ -1,6 +1,14 @@
-"""Metrics (pure functions): regression errors as defined in DESIGN.md, representation rank, ridge probe."""
+"""Metrics (pure functions): regression errors and their best-constant floors, representation rank, ridge probe.
+
+Regression metrics take ``pred`` and ``target`` of shape (N,) or (N, k) (a scalar target is a vector of length
+1). The floor of a metric is the constant prediction that minimises it on the labelled set
+(:func:`best_constant`), not the mean for every metric: per-sample NMSE and relative L1 weight the samples
+by ``1/||y||``, so their best constants lie below the mean for a positive, spread-out target.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -30,6 +38,77 @@ def mse(pred: Tensor, target: Tensor) -> Tensor:
     return ((p - y) ** 2).mean()
 
 
+def r2(pred: Tensor, target: Tensor) -> Tensor:
+    """Coefficient of determination ``1 - sum ||y^ - y||^2 / sum ||y - mean(y)||^2`` over the evaluated set
+    (1: perfect, 0: the evaluated set's own mean, negative: worse than it); pred, target: (N,) or (N, k)."""
+    p, y = _as_2d(pred).double(), _as_2d(target).double()
+    return 1 - ((p - y) ** 2).sum() / ((y - y.mean(0)) ** 2).sum().clamp_min(1e-300)
+
+
+def log_mse(pred: Tensor, target: Tensor) -> Tensor:
+    """``mean (log y^ - log y)^2`` over samples and components, for positive scale parameters (viscosity,
+    buoyancy, lengths); a non-positive prediction scores ``inf``. pred, target: (N,) or (N, k)."""
+    p, y = _as_2d(pred).double(), _as_2d(target).double()
+    if bool((p <= 0).any()):
+        return torch.tensor(float("inf"), dtype=torch.float64)
+    return ((torch.log(p) - torch.log(y)) ** 2).mean()
+
+
+#: Regression metrics by name: (function, lower is better).
+REGRESSION_METRICS: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], bool]] = {
+    "nmse": (nmse, True),
+    "rel_l1": (rel_l1, True),
+    "mse": (mse, True),
+    "r2": (r2, False),
+    "log_mse": (log_mse, True),
+}
+
+
+def _weighted_median(v: Tensor, w: Tensor) -> Tensor:
+    """A minimiser of ``sum_i w_i |c - v_i|`` (w >= 0): the smallest v_i whose cumulative weight reaches half."""
+    order = torch.argsort(v)
+    cw = torch.cumsum(w[order], 0)
+    return v[order][int(torch.searchsorted(cw, 0.5 * cw[-1]))]
+
+
+def best_constant(metric: str, y: Tensor) -> Tensor:
+    """The constant prediction minimising ``metric`` on the targets ``y`` (N,) or (N, k); returns (k,).
+
+    Closed forms: ``mse`` and ``r2``: the mean; ``nmse``: ``sum_i w_i y_i / sum_i w_i`` with
+    ``w_i = 1/||y_i||^2`` (for a scalar ``sum(1/y) / sum(1/y^2)``); ``rel_l1``: per component the median of y
+    weighted by ``1/||y_i||_1``; ``log_mse``: ``exp(mean log y)`` (the geometric mean).
+    """
+    y2 = _as_2d(y).double()
+    if metric in ("mse", "r2"):
+        return y2.mean(0)
+    if metric == "nmse":
+        w = 1 / (y2**2).sum(1)
+        return (w[:, None] * y2).sum(0) / w.sum()
+    if metric == "rel_l1":
+        w = 1 / y2.abs().sum(1)
+        return torch.stack([_weighted_median(y2[:, j], w) for j in range(y2.shape[1])])
+    if metric == "log_mse":
+        return torch.exp(torch.log(y2).mean(0))
+    raise ValueError(f"unknown regression metric {metric!r} (have: {', '.join(REGRESSION_METRICS)})")
+
+
+def regression_scores(pred: Tensor, target: Tensor, metrics: tuple[str, ...] = ("nmse", "rel_l1", "mse", "r2")) -> dict:
+    """``{metric: float}`` of ``pred`` against ``target`` for each named metric."""
+    return {m: float(REGRESSION_METRICS[m][0](pred, target)) for m in metrics}
+
+
+def floor_scores(
+    y_fit: Tensor, y_eval: Tensor, metrics: tuple[str, ...] = ("nmse", "rel_l1", "mse", "r2")
+) -> dict[str, float]:
+    """Each metric's floor: its :func:`best_constant` fitted on ``y_fit``, scored on ``y_eval``."""
+    out = {}
+    for m in metrics:
+        c = best_constant(m, y_fit)
+        pred = c.expand(len(y_eval), -1)
+        out[m] = float(REGRESSION_METRICS[m][0](pred if _as_2d(y_eval).shape[1] > 1 else pred[:, 0], y_eval))
+    return out
+
+
 def rankme(z: Tensor, eps: float = 1e-7) -> Tensor:
     """Effective rank (RankMe, Garrido et al. 2023): ``exp(entropy of sigma / sum sigma)``; z: (N, D)."""
     s = torch.linalg.svdvals(z.double())
@@ -56,7 +135,8 @@ def ridge_probe(
     The first half fits, the second half evaluates. The ridge strength is chosen on a holdout inside the
     first half, then refit on all of it. With ``log_target`` the regression is on log(target) and the
     prediction exponentiated, clamped to the fit range. Returns NMSE and relative L1 of the prediction of
-    ``target`` on the evaluation half, and the NMSE of predicting the fit-half mean (the floor).
+    ``target`` on the evaluation half, and the floor: the NMSE of the best constant for NMSE fitted on the
+    first half (:func:`best_constant`).
     """
     n = feats.shape[0]
     half = n // 2
@@ -74,11 +154,10 @@ def ridge_probe(
     pred = pred.clamp(yf.min(), yf.max())
     if log_target:
         pred = torch.exp(pred)
-    floor = torch.full_like(ye, float(target[:half].double().mean()))
     return {
         "nmse": float(nmse(pred, ye)),
         "rel_l1": float(rel_l1(pred, ye)),
-        "floor_nmse": float(nmse(floor, ye)),
+        "floor_nmse": floor_scores(target[:half], ye, ("nmse",))["nmse"],
         "lambda": lam,
     }
 

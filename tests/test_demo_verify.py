@@ -15,7 +15,8 @@ from tests.conftest import TINY
 
 def test_demo_tiny(tmp_path):
     """ssl-pde-demo runs every stage at a tiny size: all splits generated and valid, Radau agreement, a
-    trajectory figure, pretraining with an exported encoder, and the regression table with its figures."""
+    trajectory figure, pretraining with an exported encoder, the regression protocol's table (every method
+    and the floor) with its figures, and the paired ratios with their interval over label draws."""
     small = TINY["burgers"]
     args = [f"solver.{k}={v}" for k, v in small.items()] + [
         f"out_dir={tmp_path}",
@@ -27,7 +28,9 @@ def test_demo_tiny(tmp_path):
         "device=cpu",
         "progress=false",
         "pretrain=['debug=smoke','logger=csv']",
-        "eval=['n_labels=8','supervised.steps=3','seeds=[0,1,2]','mlp_epochs=20']",
+        "eval=['regression.n_labels=8','regression.label_draws=[0,1,2]','regression.mlp.max_steps=20',"
+        "'regression.finetune.max_steps=3','regression.supervised.max_steps=3','regression.finetune.eval_every=1',"
+        "'regression.supervised.eval_every=1']",
     ]
     res = subprocess.run([sys.executable, "-m", "ssl_pde.cli.demo", *args], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -40,10 +43,11 @@ def test_demo_tiny(tmp_path):
     assert float(line.rsplit(" ", 1)[1]) < 1e-6
     assert (tmp_path / "pretrain" / "encoder.pt").is_file()
     doc = json.loads((tmp_path / "eval" / "results.json").read_text())
-    assert doc["n_labels"] == 8 and len(doc["per_seed"]) == 3
-    for m in ("ssl_linear", "ssl_mlp", "supervised", "floor"):
-        assert all(np.isfinite(r[m]["nmse"]) for r in doc["per_seed"]), m
-    assert "| SSL encoder + linear (ridge) head |" in res.stdout
+    assert doc["n_labels"] == 8 and len(doc["result"]["cells"]) == 3
+    for m in ("ssl_linear", "ssl_mlp", "ssl_finetune", "random_init", "supervised", "floor"):
+        assert all(np.isfinite(c["test"][m]["nmse"]) for c in doc["result"]["cells"]), m
+    assert "| SSL encoder, frozen + linear (ridge) |" in res.stdout and "| best constant (floor) |" in res.stdout
+    assert "supervised/ssl_finetune: nmse ratio" in res.stdout and "over label draws only" in res.stdout
     assert (tmp_path / "eval" / "pred_vs_true.png").is_file()
 
 

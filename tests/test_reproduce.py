@@ -19,16 +19,20 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_dry_run_lists_every_step(tmp_path):
-    """--dry-run records, per PDE, generation of three splits, one pretraining, one regression per labelled-set
-    size and one time-stepping run per stepper, in commands.sh, and runs nothing."""
+    """--dry-run records, per PDE, generation of three splits, one pretraining per pretraining seed, one
+    regression (over every seed's encoder) per labelled-set size and one time-stepping run per stepper, in
+    commands.sh, and runs nothing."""
     res = _run("--scale", "cpu", "--pdes", "kdv", "ks", "--out", str(tmp_path), "--dry-run")
     assert res.returncode == 0, res.stderr
     lines = (tmp_path / "commands.sh").read_text().splitlines()
     for pde in ("kdv", "ks"):
         mine = [ln for ln in lines if f"/{pde}/" in ln or f"pde={pde}" in ln]
         assert sum(ln.startswith("ssl-pde-generate") for ln in mine) == 3
-        assert sum(ln.startswith("ssl-pde-pretrain") and f"experiment={pde}_vicreg" in ln for ln in mine) == 1
-        assert sum("n_labels=64" in ln for ln in mine) == 1 and sum("n_labels=256" in ln for ln in mine) == 1
+        pre = [ln for ln in mine if ln.startswith("ssl-pde-pretrain") and f"experiment={pde}_vicreg" in ln]
+        assert [next(a for a in ln.split() if a.startswith("seed=")) for ln in pre] == ["seed=0", "seed=1", "seed=2"]
+        assert sum("regression.n_labels=64" in ln for ln in mine) == 1
+        assert sum("regression.n_labels=256" in ln for ln in mine) == 1
+        assert all(f"pretrain_s{s}/encoder.pt" in ln for ln in mine if "n_labels" in ln for s in (0, 1, 2))
         assert {a for ln in mine for a in ("cnn", "fno") if f"timestep.arch={a}" in ln} == {"cnn", "fno"}
     assert not (tmp_path / "kdv").exists()
     # ns2d has its own settings: splits, the laptop experiment, and the 2D U-Net stepper only
@@ -37,7 +41,7 @@ def test_dry_run_lists_every_step(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = (ns / "commands.sh").read_text().splitlines()
     assert any("split=train" in ln and "num_samples=2048" in ln and "solver.nx=32" in ln for ln in lines)
-    assert sum("experiment=ns2d_cpu" in ln for ln in lines) == 1
+    assert sum("experiment=ns2d_cpu" in ln for ln in lines) == 3
     steps = [ln for ln in lines if "task=timestep" in ln]
     assert len(steps) == 1 and "timestep.arch=unet" in steps[0] and "timestep.history=4" in steps[0]
     bad = _run("--scale", "huge", "--out", str(tmp_path))
@@ -56,7 +60,7 @@ def test_tiny_reproduction_end_to_end(tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert md.count("| ks |") == 3 and "nan" not in md
     first = doc["step_seconds"]
-    assert len(first) == 3 + 1 + 1 + 2
+    assert len(first) == 3 + 1 + 1 + 2  # generation of 3 splits, 1 pretraining seed, 1 regression, 2 steppers
     again = _run("--scale", "tiny", "--pdes", "ks", "--out", str(tmp_path), "--device", "cpu")
     assert again.returncode == 0
     # generation is re-invoked (it resumes and finds every shard done); nothing else reruns, so the recorded

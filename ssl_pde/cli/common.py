@@ -19,12 +19,10 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from ssl_pde import CONFIG_DIR
+from ssl_pde.core.errors import UserError
 
 log = logging.getLogger("ssl_pde")
-
-
-class UserError(ValueError):
-    """Bad input from the user: reported as one line, exit status 2."""
+__all__ = ["UserError", "check_group_choices", "fail", "hydra_entry", "resolve_device", "run_hydra_app"]
 
 
 def fail(message: str) -> NoReturn:

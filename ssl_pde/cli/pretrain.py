@@ -90,6 +90,9 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     trainer = hydra.utils.instantiate(cfg.trainer, logger=build_loggers(cfg, run_dir), callbacks=callbacks)
     log.info("pretraining %s on %d trajectories, run_dir %s", cfg.pde.name, len(datamodule.train_set), run_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+    for lg in trainer.loggers:  # close this run's W&B run, so that a later W&B run in this process is its own
+        if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero and lg._experiment is not None:
+            lg.experiment.finish()
     if cfg.export_encoder and trainer.is_global_zero:
         export_encoder(model, cfg, run_dir / "encoder.pt")
         log.info("encoder exported to %s", run_dir / "encoder.pt")

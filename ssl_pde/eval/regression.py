@@ -1,23 +1,29 @@
-"""Parameter regression from a frozen encoder, with the supervised baseline and the trivial floor.
+"""Parameter regression methods: each fits on a labelled set and makes every choice on the valid split.
 
-For each seed: draw ``n_labels`` labelled trajectories from the train split; embed them and the test
-split with the frozen encoder (eval mode, no gradient) on deterministic evaluation crops; fit
+A method returns a :class:`Fitted`: a predictor of the parameter for any split and the record of its
+choices (with the valid score each was chosen by). None of these functions receives a test split; the
+test split is scored once, by :func:`ssl_pde.eval.protocol.score_test`, after every choice is made.
 
-- ``ssl_linear``: ridge regression (ridge strength by 5-fold cross-validation on the labelled set);
-- ``ssl_mlp``: a 2-layer MLP head (Adam, fixed epochs) on standardised representations;
-- ``supervised``: the same encoder architecture trained end to end from scratch on the same labels, with
-  and without the Lie-symmetry views (random crops in both), the same number of steps; the variant with
-  the lower error on the validation split is reported (both are kept in the JSON);
-- ``floor``: predicting the labelled set's mean.
+Methods (``ssl_pde.eval.protocol.METHODS``):
 
-Targets are regressed in log space when ``log_target`` (viscosity); metrics (DESIGN.md) are computed on
-the parameter itself: ``nmse = mean ||y^ - y||^2 / ||y||^2`` and ``rel_l1``.
+- ``floor``: the constant minimising each metric on the labelled set (:func:`ssl_pde.metrics.best_constant`);
+- ``ssl_linear``: ridge regression on the frozen representation, strength chosen on valid;
+- ``ssl_mlp``: a 2-layer MLP head on the frozen, standardised representation (full-batch AdamW), learning
+  rate and epochs (early stopping) chosen on valid;
+- ``random_init``: ridge on the representation of the same architecture left at its random initialisation
+  (the control: what the architecture alone gives);
+- ``ssl_finetune``: the pretrained encoder + a linear head trained end to end;
+- ``supervised``: the same architecture + head from a fresh initialisation, trained alike.
+
+Targets are regressed in log space when ``log_target`` (scale parameters such as the viscosity); every
+prediction is clamped to the labelled range in that space and scored on the parameter itself.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+import copy
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,202 +31,211 @@ import numpy as np
 import torch
 from torch import nn
 
-from ssl_pde.augment.views import LieViews
-from ssl_pde.data.datasets import TrajectoryDataset
-from ssl_pde.metrics import mse, nmse, rel_l1, ridge_fit_predict
+from ssl_pde.eval.data import Split
+from ssl_pde.eval.train import Search, search
+from ssl_pde.metrics import REGRESSION_METRICS, ridge_fit_predict
 
-log = logging.getLogger(__name__)
 Tensor = torch.Tensor
 
 
 @dataclass
-class Split:
-    """Trajectories of one split held in memory, with the target parameter.
+class Fitted:
+    """A fitted method: ``predict(split) -> (N,) float64`` parameter predictions, and its choices."""
 
-    Attributes:
-        data: the data module's batch arrays for every trajectory: ``u`` (N, T, C, X) or (N, T, C, X, Y),
-            ``t`` (N, T), ``x`` (N, X), ``length`` (N,), and for 2D data ``y`` (N, Y) and ``length_y``.
-        y: (N,) the target parameter.
-    """
+    predict: Callable[[Split], Tensor]
+    choice: dict[str, Any]
 
-    data: dict[str, Tensor]
-    y: Tensor
 
-    @classmethod
-    def load(cls, ds: TrajectoryDataset, param: str, indices: list[int] | None = None) -> Split:
-        b = ds.__getitems__(list(range(len(ds))) if indices is None else indices)
-        keys = ("u", "t", "x", "y", "length", "length_y")
-        return cls({k: b[k] for k in keys if isinstance(b.get(k), Tensor)}, b["params"][param])
+def to_target(y: Tensor, log_target: bool) -> Tensor:
+    return torch.log(y.double()) if log_target else y.double()
 
-    def subset(self, idx: np.ndarray) -> Split:
-        i = torch.as_tensor(idx)
-        return Split({k: v[i] for k, v in self.data.items()}, self.y[i])
 
-    def batch(self, sl: slice | Tensor, device: torch.device) -> dict[str, Tensor]:
-        """Rows ``sl`` of every array on ``device``, keyed as a data-module batch (for ``views.inputs``)."""
-        return {k: v[sl].to(device) for k, v in self.data.items()}
+def from_target(z: Tensor, log_target: bool) -> Tensor:
+    return torch.exp(z) if log_target else z
+
+
+def valid_loss(metric: str) -> Callable[[Tensor, Tensor], float]:
+    """The selection score of ``metric`` as a loss (lower is better: R^2 is negated)."""
+    fn, lower = REGRESSION_METRICS[metric]
+    return lambda p, y: float(fn(p, y)) if lower else -float(fn(p, y))
 
 
 @torch.no_grad()
-def embed(encoder: nn.Module, views: LieViews, s: Split, device: torch.device, batch: int = 256) -> Tensor:
-    """Frozen representations (N, D) of the deterministic evaluation crops."""
+def embed(encoder: nn.Module, views: Any, s: Split, device: torch.device, batch: int = 256) -> Tensor:
+    """Representations (N, D) float32 of the deterministic evaluation crops, the encoder in eval mode."""
     encoder.eval()
     out = []
-    for i in range(0, len(s.y), batch):
+    for i in range(0, len(s), batch):
         out.append(encoder(views.eval_view(*views.inputs(s.batch(slice(i, i + batch), device)))).float().cpu())
     return torch.cat(out)
 
 
-def _to_target(y: Tensor, log_target: bool) -> Tensor:
-    return torch.log(y.double()) if log_target else y.double()
+class Embedder:
+    """Frozen representations of splits, computed once per (split) and cached."""
+
+    def __init__(self, encoder: nn.Module, views: Any, device: torch.device) -> None:
+        self.encoder, self.views, self.device = encoder, views, device
+        self._cache: dict[int, tuple[Split, Tensor]] = {}
+
+    def __call__(self, s: Split) -> Tensor:
+        hit = self._cache.get(id(s))
+        if hit is None or hit[0] is not s:
+            hit = (s, embed(self.encoder, self.views, s, self.device))
+            self._cache[id(s)] = hit
+        return hit[1]
 
 
-def _from_target(z: Tensor, log_target: bool) -> Tensor:
-    return torch.exp(z) if log_target else z
+def ridge_select(
+    f_lab: Tensor, z_lab: Tensor, f_val: Tensor, y_val: Tensor, lambdas: Sequence[float], log_target: bool, metric: str
+) -> tuple[float, dict[float, float]]:
+    """The ridge strength whose fit on (``f_lab`` (n, D), ``z_lab`` (n,) target space) scores best on the valid
+    ``metric`` of ``y_val`` (m,) from ``f_val`` (m, D); returns it and every strength's valid score."""
+    lo, hi = z_lab.min(), z_lab.max()
+    loss = valid_loss(metric)
+    scores = {}
+    for lam in lambdas:
+        p = from_target(ridge_fit_predict(f_lab, z_lab, f_val, lam).squeeze(-1).clamp(lo, hi), log_target)
+        scores[float(lam)] = loss(p, y_val)
+    return min(scores, key=scores.__getitem__), scores
 
 
-def ridge_cv(x: Tensor, y: Tensor, x_eval: Tensor, lams=(1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0), folds: int = 5) -> Tensor:
-    """Ridge prediction for ``x_eval`` with the strength chosen by k-fold cross-validation on (x, y)."""
-    n = x.shape[0]
-    k = min(folds, n)
-    parts = np.array_split(np.arange(n), k)
-    best, best_err = lams[0], float("inf")
-    for lam in lams:
-        err = 0.0
-        for p in parts:
-            mask = np.ones(n, bool)
-            mask[p] = False
-            pred = ridge_fit_predict(x[mask], y[mask], x[p], lam).squeeze(-1)
-            err += float(((pred - y[p].double()) ** 2).sum())
-        if err < best_err:
-            best, best_err = lam, err
-    return ridge_fit_predict(x, y, x_eval, best).squeeze(-1)
+def fit_ridge(
+    features: Callable[[Split], Tensor],
+    lab: Split,
+    valid: Split,
+    lambdas: Sequence[float],
+    log_target: bool,
+    metric: str,
+) -> Fitted:
+    """Ridge from ``features(split)`` (N, D) to the (log) parameter; the strength with the best valid
+    ``metric`` is kept. Predictions are clamped to the labelled range in target space."""
+    f_lab = features(lab)
+    z = to_target(lab.y, log_target)
+    lo, hi = z.min(), z.max()
+    lam, scores = ridge_select(f_lab, z, features(valid), valid.y, lambdas, log_target, metric)
+
+    def predict(s: Split) -> Tensor:
+        return from_target(ridge_fit_predict(f_lab, z, features(s), lam).squeeze(-1).clamp(lo, hi), log_target)
+
+    return Fitted(predict, {"lambda": lam, "valid": scores[lam], "candidates": scores})
 
 
-def linear_probe(f_lab: Tensor, y_lab: Tensor, f_eval: Tensor, log_target: bool) -> Tensor:
-    """The ``ssl_linear`` prediction: ridge (strength by 5-fold CV) from representations ``f_lab`` (n, D) to
-    the parameter ``y_lab`` (n,) (in log space when ``log_target``), clamped to the labelled range, for
-    ``f_eval`` (m, D); returns (m,) float64 on the parameter's scale."""
-    z = _to_target(y_lab, log_target)
-    return _from_target(ridge_cv(f_lab, z, f_eval).clamp(z.min(), z.max()), log_target)
-
-
-def mlp_head(x: Tensor, y: Tensor, x_eval: Tensor, seed: int, epochs: int = 300, hidden: int = 256) -> Tensor:
-    """2-layer MLP on standardised features and target; full-batch Adam. Returns predictions for x_eval."""
-    g = torch.Generator().manual_seed(seed)
-    mu, sd = x.mean(0), x.std(0).clamp_min(1e-6)
-    ym, ys = y.mean(), y.std().clamp_min(1e-12)
-    a, b = ((x - mu) / sd).float(), ((x_eval - mu) / sd).float()
-    t = ((y - ym) / ys).float()
-    net = nn.Sequential(nn.Linear(a.shape[1], hidden), nn.GELU(), nn.Linear(hidden, 1))
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * (1 / max(p.shape[-1], 1)) ** 0.5)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    for _ in range(epochs):
-        loss = ((net(a).squeeze(-1) - t) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return net(b).squeeze(-1).double() * ys + ym
-
-
-def train_supervised(
-    encoder: nn.Module,
-    views: LieViews,
-    train: Split,
-    target: Tensor,
-    device: torch.device,
-    steps: int,
-    batch: int,
-    lr: float,
+def fit_mlp(
+    features: Callable[[Split], Tensor],
+    lab: Split,
+    valid: Split,
+    spec: Search,
+    hidden: int,
+    log_target: bool,
+    metric: str,
     seed: int,
-) -> nn.Module:
-    """Train ``encoder`` + a linear head end to end (MSE on the standardised target), ``steps`` steps.
+) -> Fitted:
+    """A 2-layer MLP (GELU) on standardised features and target, full-batch AdamW; ``spec.max_steps`` epochs
+    at most, learning rate and stopping epoch chosen on valid."""
+    f_lab, f_val = features(lab), features(valid)
+    mu, sd = f_lab.mean(0), f_lab.std(0).clamp_min(1e-6)
+    a, b = ((f_lab - mu) / sd).float(), ((f_val - mu) / sd).float()
+    z = to_target(lab.y, log_target)
+    zm, zs, lo, hi = z.mean(), z.std().clamp_min(1e-12), z.min(), z.max()
+    t = ((z - zm) / zs).float()
+    loss = valid_loss(metric)
 
-    ``views`` makes the inputs (random crops, with or without group transforms); returns encoder+head.
-    """
-    torch.manual_seed(seed)
-    head = nn.Linear(encoder.out_dim, 1)
-    model = nn.Sequential(encoder, head).to(device)
-    tm, ts = target.mean(), target.std().clamp_min(1e-12)
-    z = ((target - tm) / ts).float().to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    n = len(target)
-    model.train()
-    for _ in range(steps):
-        idx = torch.as_tensor(rng.choice(n, min(batch, n), replace=n < batch))
-        v = views.view(*views.inputs(train.batch(idx, device)), gen)
-        loss = ((model(v).squeeze(-1) - z[idx.to(device)]) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    model.eval()
-    model.target_stats = (tm, ts)  # type: ignore[attr-defined]
-    return model
+    def decode(out: Tensor) -> Tensor:
+        return from_target((out.squeeze(-1).double() * zs + zm).clamp(lo, hi), log_target)
+
+    def build(cand: dict[str, Any]):
+        torch.manual_seed(seed)
+        net = nn.Sequential(nn.Linear(a.shape[1], hidden), nn.GELU(), nn.Linear(hidden, 1))
+        return net, lambda _: ((net(a).squeeze(-1) - t) ** 2).mean(), lambda: loss(decode(net(b)), valid.y)
+
+    net, record = search(build, spec)
+
+    @torch.no_grad()
+    def predict(s: Split) -> Tensor:
+        return decode(net(((features(s) - mu) / sd).float()))
+
+    return Fitted(predict, record)
+
+
+class Regressor(nn.Module):
+    """An encoder and a linear head on the standardised (log) target: (B, C, ...) -> (B,) standardised."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.out_dim, 1)
+
+    def forward(self, v: Tensor) -> Tensor:
+        return self.head(self.encoder(v)).squeeze(-1)
 
 
 @torch.no_grad()
-def predict_supervised(model: nn.Module, views: LieViews, s: Split, device: torch.device) -> Tensor:
-    tm, ts = model.target_stats  # type: ignore[attr-defined]
+def predict_network(model: Regressor, views: Any, s: Split, device: torch.device, batch: int = 256) -> Tensor:
+    """(N,) float64 standardised predictions from the deterministic evaluation crops."""
+    model.eval()
     out = []
-    for i in range(0, len(s.y), 256):
-        v = views.eval_view(*views.inputs(s.batch(slice(i, i + 256), device)))
-        out.append(model(v).squeeze(-1).double().cpu())
-    return torch.cat(out) * ts + tm
+    for i in range(0, len(s), batch):
+        out.append(model(views.eval_view(*views.inputs(s.batch(slice(i, i + batch), device)))).double().cpu())
+    return torch.cat(out)
 
 
-def scores(pred: Tensor, y: Tensor) -> dict[str, float]:
-    return {"nmse": float(nmse(pred, y)), "rel_l1": float(rel_l1(pred, y)), "mse": float(mse(pred, y))}
-
-
-def evaluate_seed(
-    encoder: nn.Module,
-    make_encoder: Callable[[], nn.Module],
-    views: LieViews,
-    train_all: Split,
+def fit_network(
+    init: Callable[[], nn.Module],
+    views: Any,
+    lab: Split,
     valid: Split,
-    test: Split,
-    n_labels: int,
-    seed: int,
+    spec: Search,
     log_target: bool,
+    metric: str,
+    seed: int,
     device: torch.device,
-    sup_steps: int,
-    sup_batch: int,
-    sup_lr: float,
-) -> dict[str, Any]:
-    """All methods for one seed; returns metrics, predictions and the representations for plots.
+) -> Fitted:
+    """Train ``init()`` (a fresh or a pretrained encoder) + a linear head end to end on the labelled set.
 
-    ``encoder`` is the frozen pretrained one; ``make_encoder`` builds a freshly initialised copy of its
-    architecture for the supervised baseline."""
-    rng = np.random.default_rng(seed)
-    lab = train_all.subset(np.sort(rng.choice(len(train_all.y), n_labels, replace=False)))
-    y_lab = _to_target(lab.y, log_target)
-    f_lab, f_test = embed(encoder, views, lab, device), embed(encoder, views, test, device)
-    preds = {
-        "ssl_linear": linear_probe(f_lab, lab.y, f_test, log_target),
-        "ssl_mlp": _from_target(mlp_head(f_lab, y_lab, f_test, seed).clamp(y_lab.min(), y_lab.max()), log_target),
-        "floor": torch.full_like(test.y.double(), float(lab.y.double().mean())),
-    }
-    sup = {}
-    for name, v in (("supervised_lie", views), ("supervised_crops", views.without_symmetries())):
+    One run per candidate of ``spec`` (learning rate x training views: ``crops``, random crops only, or
+    ``lie``, crops transformed by the symmetry views), MSE on the standardised (log) target, early stopping
+    on the valid ``metric``; the best candidate on valid is kept."""
+    z = to_target(lab.y, log_target)
+    zm, zs, lo, hi = z.mean(), z.std().clamp_min(1e-12), z.min(), z.max()
+    zt = ((z - zm) / zs).float().to(device)
+    loss = valid_loss(metric)
+    n = len(lab)
+
+    def decode(out: Tensor) -> Tensor:
+        return from_target((out * zs + zm).clamp(lo, hi), log_target)
+
+    def build(cand: dict[str, Any]):
         torch.manual_seed(seed)
-        model = train_supervised(make_encoder(), v, lab, y_lab, device, sup_steps, sup_batch, sup_lr, seed)
-        val_pred = _from_target(predict_supervised(model, views, valid, device), log_target)
-        test_pred = _from_target(
-            predict_supervised(model, views, test, device).clamp(y_lab.min(), y_lab.max()), log_target
-        )
-        sup[name] = {"valid": scores(val_pred, valid.y), "test_pred": test_pred}
-    best = min(sup, key=lambda k: sup[k]["valid"]["nmse"])
-    preds["supervised"] = sup[best]["test_pred"]
-    result = {name: scores(p, test.y) for name, p in preds.items()}
-    result["supervised_variants"] = {
-        k: {"valid": v["valid"], "test": scores(v["test_pred"], test.y)} for k, v in sup.items()
-    }
-    result["supervised_choice"] = best
-    return {"metrics": result, "preds": preds, "features": f_test}
+        model = Regressor(init()).to(device)
+        model.requires_grad_(True)
+        train_views = views if cand["views"] == "lie" else views.without_symmetries()
+        gen = torch.Generator(device=device).manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        bsz = min(spec.batch, n)
+
+        def loss_fn(_: int) -> Tensor:
+            idx = torch.as_tensor(rng.choice(n, bsz, replace=False))
+            v = train_views.view(*train_views.inputs(lab.batch(idx, device)), gen)
+            return ((model(v) - zt[idx.to(device)]) ** 2).mean()
+
+        return model, loss_fn, lambda: loss(decode(predict_network(model, views, valid, device)), valid.y)
+
+    model, record = search(build, spec)
+    model.requires_grad_(False)
+    return Fitted(lambda s: decode(predict_network(model, views, s, device)), record)
+
+
+def pretrained_copy(encoder: nn.Module) -> Callable[[], nn.Module]:
+    """A builder of trainable copies of a (frozen) pretrained encoder, for fine-tuning."""
+    return lambda: copy.deepcopy(encoder).requires_grad_(True)
+
+
+def metric_names(*ys: Tensor) -> tuple[str, ...]:
+    """The reported metrics: NMSE, relative L1, MSE, R^2, and the log-MSE when every target is positive."""
+    base = ("nmse", "rel_l1", "mse", "r2")
+    return (*base, "log_mse") if all(bool((y > 0).all()) for y in ys) else base
+
+
+def finite(x: float) -> float:
+    """``x``, or ``nan`` for infinities (JSON-safe)."""
+    return x if math.isfinite(x) else float("nan")

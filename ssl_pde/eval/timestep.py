@@ -1,19 +1,26 @@
-"""Conditioned neural time-stepping: none / true parameter / frozen SSL representation, same FiLM path.
+"""Conditioned neural time-stepping under the evaluation protocol: none / true parameters / SSL representation.
 
-Each variant trains the same stepper (:mod:`ssl_pde.models.timestepper`, ``arch`` "cnn" or "fno"; same
-seed, steps and data) to map ``history`` frames to the next ``future`` frames at random start times of the
-labelled train trajectories, then rolls out autoregressively on the test split from frame ``history`` to
-the end, and predicts each of the same frames from its true ``history`` frames (the one-step error, which
-keeps measuring the conditioning after a rollout has drifted off the flow). The condition is fixed for a
-rollout: the standardised true parameter, or the frozen encoder's
-representation of the initial (true) input window, optionally reduced to its ``ssl_dims`` leading principal
-components (fitted on the train representations) so that a few labelled trajectories cannot be memorised
-through a wide condition. Metrics: :func:`~ssl_pde.metrics.rollout_nmse` of the rollout, and
-:func:`~ssl_pde.metrics.one_step_metrics` of the one-step predictions.
+Each variant trains the same stepper (:mod:`ssl_pde.models.timestepper`; same seed, data and search) to map
+``history`` frames to the next ``future`` frames at random start times of the training trajectories. The
+search (:mod:`ssl_pde.eval.train`) tries each learning rate with early stopping on the valid split's rollout
+NMSE and keeps the best on valid. After every cell is trained, the test split is read once: an
+autoregressive rollout from the rollout start to the end, and every same frame predicted from its true
+``history`` frames (the one-step error, which keeps measuring the conditioning after a rollout has drifted).
+The persistence floor copies the last input frame forward.
+
+Conditions are fixed for a rollout: ``param`` is every per-trajectory quantity that changes the dynamics or
+the frame spacing (``PDESpec.dynamics_params`` that vary in train; log of positive ones), standardised;
+``ssl`` is the frozen encoder's representation of the initial (true) window, optionally reduced to its
+``ssl_dims`` leading principal components (fitted on train) so that few trajectories cannot be memorised
+through a wide condition. Metrics: :func:`~ssl_pde.metrics.rollout_nmse` and
+:func:`~ssl_pde.metrics.one_step_metrics`.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,12 +28,16 @@ import torch
 from torch import nn
 
 from ssl_pde.augment.views import LieViews
-from ssl_pde.eval.regression import Split
-from ssl_pde.metrics import one_step_metrics, rollout_nmse
+from ssl_pde.eval.data import Split, draw_labels
+from ssl_pde.eval.stats import mean_std, ratio_interval
+from ssl_pde.eval.train import Search, search
+from ssl_pde.metrics import one_step_metrics, rollout_errors, rollout_nmse
 from ssl_pde.models.timestepper import build_stepper
 
+log = logging.getLogger("ssl_pde.eval")
 Tensor = torch.Tensor
 VARIANTS = ("none", "param", "ssl")
+METRICS = ("rollout_nmse", "rollout_nmse_sum", "rollout_mse", "one_step_nmse", "one_step_mse")
 
 
 @torch.no_grad()
@@ -36,17 +47,18 @@ def conditions(
     encoder: nn.Module | None,
     views: LieViews | None,
     start: int,
-    log_target: bool,
+    params: Sequence[str],
     device: torch.device,
 ) -> Tensor | None:
     """(N, cond_dim) raw conditions of every trajectory of ``s`` (before standardisation), or None.
 
-    ``start`` is the rollout's first predicted frame: the SSL view reads the ``views.crop_t`` frames before it."""
+    ``param``: the named parameters of ``s.params`` (log of positive ones). ``ssl``: ``start`` is the rollout's
+    first predicted frame, and the SSL view reads the ``views.crop_t`` frames before it."""
     if variant == "none":
         return None
     if variant == "param":
-        y = s.y.double()
-        return (torch.log(y) if log_target else y)[:, None].float()
+        cols = [s.params[n].double() for n in params]
+        return torch.stack([torch.log(c) if bool((c > 0).all()) else c for c in cols], 1).float()
     assert encoder is not None and views is not None
     first = start - views.crop_t  # the view reads frames [first, start): the initial window only
     out = []
@@ -106,42 +118,48 @@ def reduce_conditions(c_train: Tensor, c_test: Tensor, dims: int | None) -> tupl
     return c_train, c_test
 
 
-def train_stepper(
+def varying_params(train: Split, names: Sequence[str]) -> list[str]:
+    """The ``names`` loaded in ``train.params`` whose values vary across ``train`` (constants carry nothing)."""
+    return [n for n in names if n in train.params and float(train.params[n].double().std()) > 0]
+
+
+def make_stepper_builder(
     train: Split,
     cond: Tensor | None,
-    history: int,
-    future: int,
-    steps: int,
-    batch: int,
-    lr: float,
-    width: int,
+    valid: Split,
+    cond_valid: Tensor | None,
+    cfg: Any,
+    start: int,
     seed: int,
     device: torch.device,
-    arch: str = "cnn",
-    cond_hidden: int = 0,
-) -> torch.nn.Module:
-    """Train on random windows of the train trajectories (MSE on the next ``future`` frames)."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+):
+    """``build(candidate) -> (model, loss_fn, valid_fn)`` for :func:`ssl_pde.eval.train.search`: random windows
+    of the training trajectories, MSE on the next ``future`` frames; valid score: the valid rollout NMSE."""
     u = frames(train)
     fields = u.shape[2] if u.dim() == 5 else 1
-    model = build_stepper(arch, history, future, width, 0 if cond is None else cond.shape[1], cond_hidden, fields).to(
-        device
-    )
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     n, nt = u.shape[:2]
-    for _ in range(steps):
-        idx = rng.integers(0, n, batch)
-        start = rng.integers(0, nt - history - future + 1, batch)
-        win = torch.stack([u[i, s : s + history + future] for i, s in zip(idx, start, strict=True)]).to(device)
-        c = None if cond is None else cond[idx].to(device)
-        loss = ((model(win[:, :history], c) - win[:, history:]) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    return model.eval()
+    h, f = cfg.history, cfg.future
+
+    def build(cand: dict[str, Any]):
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        dim = 0 if cond is None else cond.shape[1]
+        model = build_stepper(cfg.arch, h, f, cfg.width, dim, cfg.cond_hidden, fields).to(device)
+
+        def loss_fn(_: int) -> Tensor:
+            idx = rng.integers(0, n, cfg.search.batch)
+            st = rng.integers(0, nt - h - f + 1, cfg.search.batch)
+            win = torch.stack([u[i, s : s + h + f] for i, s in zip(idx, st, strict=True)]).to(device)
+            c = None if cond is None else cond[idx].to(device)
+            return ((model(win[:, :h], c) - win[:, h:]) ** 2).mean()
+
+        def valid_fn() -> float:
+            pred, truth = rollout(model, valid, cond_valid, h, f, device, start)
+            return float(rollout_errors(pred, truth).mean())
+
+        return model, loss_fn, valid_fn
+
+    return build
 
 
 @torch.no_grad()
@@ -184,39 +202,169 @@ def rollout(
     return torch.cat(preds), u[:, start : start + k]
 
 
-def evaluate_timestep_seed(
-    encoder: nn.Module,
+def persistence(s: Split, history: int, future: int, start: int) -> tuple[Tensor, Tensor]:
+    """The persistence floor: the last true input frame (``start - 1``) copied to every predicted frame;
+    (pred, truth) shaped as :func:`rollout`'s."""
+    u = frames(s)
+    k = (u.shape[1] - start) // future * future
+    truth = u[:, start : start + k]
+    return u[:, start - 1 : start].expand_as(truth).clone(), truth
+
+
+def persistence_one_step(s: Split, history: int, future: int, start: int) -> tuple[Tensor, Tensor]:
+    """Teacher-forced persistence: each block of ``future`` frames predicted as the true frame before it."""
+    u = frames(s)
+    k = (u.shape[1] - start) // future * future
+    preds = [u[:, b - 1 : b].expand_as(u[:, b : b + future]) for b in range(start, start + k, future)]
+    return torch.cat(preds, 1), u[:, start : start + k]
+
+
+@dataclass
+class StepperCell:
+    """One (pretraining seed, stepper seed): per variant the trained stepper, its test condition, its choice."""
+
+    p: int
+    seed: int
+    models: dict[str, nn.Module]
+    cond_test: dict[str, Tensor | None]
+    choices: dict[str, dict[str, Any]]
+
+
+def evaluate_timestep(
+    encoders: list[nn.Module],
     views: LieViews,
-    train: Split,
-    test: Split,
-    seed: int,
-    log_target: bool,
+    splits: dict[str, Split],
+    cfg: Any,
+    dynamics_params: Sequence[str],
     device: torch.device,
-    history: int,
-    future: int,
-    steps: int,
-    batch: int,
-    lr: float,
-    width: int,
-    arch: str = "cnn",
-    cond_hidden: int = 0,
-    ssl_dims: int | None = None,
 ) -> dict[str, Any]:
-    """Every conditioning variant for one seed; returns metrics and the first test rollouts for plots."""
-    wv = window_views(views, train, history)
-    start = rollout_start(views, train, history)
-    result, rollouts = {}, {}
-    for variant in VARIANTS:
-        c_train = conditions(variant, train, encoder, wv, start, log_target, device)
-        c_test = conditions(variant, test, encoder, wv, start, log_target, device)
-        if c_train is not None:
-            c_train, c_test = reduce_conditions(c_train, c_test, ssl_dims if variant == "ssl" else None)
-        model = train_stepper(train, c_train, history, future, steps, batch, lr, width, seed, device, arch, cond_hidden)
-        pred, truth = rollout(model, test, c_test, history, future, device, start)
-        result[variant] = {
-            **rollout_nmse(pred, truth),
-            **one_step_metrics(*rollout(model, test, c_test, history, future, device, start, teacher_forced=True)),
-        }
-        rollouts[variant] = pred[:3]
-    rollouts["truth"] = truth[:3]
-    return {"metrics": result, "rollouts": rollouts, "start": start}
+    """Every variant on every (encoder, stepper seed) cell, choices on valid, the test split read once.
+
+    The ``none`` and ``param`` steppers do not depend on the encoder: each is trained once per stepper seed and
+    shared by that seed's cells (paired with every encoder's ``ssl`` stepper).
+
+    Args:
+        encoders: frozen pretrained encoders, one per pretraining seed.
+        views: their view builder (the SSL condition's evaluation view of the initial window).
+        splits: ``train``, ``valid``, ``test`` with ``dynamics_params`` loaded in ``params``.
+        cfg: :class:`ssl_pde.eval.config.TimestepConfig`.
+        dynamics_params: candidate ``param`` conditions (those varying in train are used).
+        device: where models run.
+
+    Returns:
+        ``cells`` (test metrics per variant and the persistence floor, choices with valid scores),
+        ``summary`` ([mean, std] per variant and metric), ``comparisons`` (``none/param``, ``none/ssl``,
+        ``param/ssl`` rollout-NMSE ratios with intervals), ``param_conditions``, ``rollout_start``,
+        ``frames`` and ``figures`` (first cell's first test rollouts).
+    """
+    train_all, valid, test = splits["train"], splits["valid"], splits["test"]
+    start = rollout_start(views, train_all, cfg.history)
+    params = varying_params(train_all, dynamics_params)
+    spec: Search = cfg.search
+    n = min(cfg.n_train, len(train_all))
+    cells: list[StepperCell] = []
+    for seed in cfg.seeds:
+        train = train_all if n == len(train_all) else train_all.subset(draw_labels(len(train_all), n, int(seed)))
+        wv = window_views(views, train, cfg.history)
+        shared: dict[str, tuple] = {}  # none / param do not depend on the encoder: trained once per seed
+        for p, enc in enumerate(encoders):
+            models, conds, choices = {}, {}, {}
+            for variant in cfg.variants:
+                if variant == "param" and not params:
+                    continue
+                if variant in shared:
+                    models[variant], conds[variant], choices[variant] = shared[variant]
+                    continue
+                c = [conditions(variant, s, enc, wv, start, params, device) for s in (train, valid, test)]
+                if c[0] is not None:
+                    dims = cfg.ssl_dims if variant == "ssl" else None
+                    (c[0], c[1]), (_, c[2]) = (reduce_conditions(c[0], x, dims) for x in (c[1], c[2]))
+                init_seed = (1000 * p if variant == "ssl" else 0) + int(seed)
+                build = make_stepper_builder(train, c[0], valid, c[1], cfg, start, init_seed, device)
+                models[variant], choices[variant] = search(build, spec)
+                conds[variant] = c[2]
+                if variant != "ssl":
+                    shared[variant] = (models[variant], conds[variant], choices[variant])
+                log.info(
+                    "  seed %d, encoder %d, %-5s chosen %s (valid rollout NMSE %.4g)",
+                    seed,
+                    p,
+                    variant,
+                    choices[variant]["chosen"],
+                    choices[variant]["valid"],
+                )
+            cells.append(StepperCell(p, int(seed), models, conds, choices))
+            if "ssl" not in cfg.variants:
+                break  # nothing else depends on the encoder
+    return score_timestep_test(cells, test, cfg, start, params, len(encoders))
+
+
+def score_timestep_test(
+    cells: list[StepperCell], test: Split, cfg: Any, start: int, params: list[str], n_enc: int
+) -> dict[str, Any]:
+    """The one reading of the test split for time-stepping, and the summary of the cells."""
+    h, f = cfg.history, cfg.future
+    dev = next(next(iter(cells[0].models.values())).parameters()).device
+    floor = {
+        **rollout_nmse(*persistence(test, h, f, start)),
+        **one_step_metrics(*persistence_one_step(test, h, f, start)),
+    }
+    rows, figures, done = [], {}, {}
+    for i, c in enumerate(cells):
+        row = {"persistence": floor}
+        for v, model in c.models.items():
+            if id(model) not in done:  # a stepper shared by cells is scored once
+                pred, truth = rollout(model, test, c.cond_test[v], h, f, dev, start)
+                one = rollout(model, test, c.cond_test[v], h, f, dev, start, teacher_forced=True)
+                done[id(model)] = ({**rollout_nmse(pred, truth), **one_step_metrics(*one)}, pred[:3], truth[:3])
+            row[v] = done[id(model)][0]
+            if i == 0:
+                figures[v], figures["truth"] = done[id(model)][1], done[id(model)][2]
+        rows.append(row)
+    variants = [v for v in VARIANTS if v in cells[0].models]
+    summary = {v: {k: list(mean_std(np.array([r[v][k] for r in rows]))) for k in METRICS} for v in variants}
+    summary["persistence"] = {k: [floor[k], 0.0] for k in METRICS}
+    seeds = sorted({c.seed for c in cells})
+    p_count = max(c.p for c in cells) + 1
+
+    def grid(v: str) -> np.ndarray:
+        g = np.full((p_count, len(seeds)), np.nan)
+        for c, r in zip(cells, rows, strict=True):
+            g[c.p, seeds.index(c.seed)] = r[v]["rollout_nmse"]
+        return g
+
+    comparisons = {}
+    for base, meth in (("none", "param"), ("none", "ssl"), ("param", "ssl")):
+        if base in variants and meth in variants:
+            r = ratio_interval(grid(base), grid(meth), (meth, base), inner="stepper seeds")
+            comparisons[f"{base}/{meth}"] = r.record("rollout_nmse")
+    return {
+        "rollout_start": start,
+        "frames": rows[0][variants[0]]["frames"],
+        "param_conditions": params,
+        "n_pretrain_seeds": n_enc,
+        "cells": [
+            {"pretrain_seed_index": c.p, "seed": c.seed, "test": r, "choices": c.choices}
+            for c, r in zip(cells, rows, strict=True)
+        ],
+        "summary": summary,
+        "comparisons": comparisons,
+        "figures": figures,
+    }
+
+
+def check_timestep(views: LieViews, train: Split, cfg: Any) -> None:
+    """Refuse a stepper that does not fit the data or a window longer than the trajectories (UserError)."""
+    from ssl_pde.core.errors import UserError
+    from ssl_pde.models.timestepper import STEPPERS, STEPPERS_2D
+
+    nt, is_2d = train.data["u"].shape[1], train.data["u"].dim() == 5
+    if is_2d != (cfg.arch in STEPPERS_2D):
+        need = ", ".join(STEPPERS_2D if is_2d else [a for a in STEPPERS if a not in STEPPERS_2D])
+        raise UserError(f"timestep.arch={cfg.arch} does not fit {'2D' if is_2d else '1D'} data (use one of: {need})")
+    start = rollout_start(views, train, cfg.history)
+    if start + cfg.future > nt:
+        why = f"timestep.history={cfg.history}" + (f", encoder window {views.crop_t}" if is_2d else "")
+        raise UserError(
+            f"the rollout starts at frame {start} ({why}) and timestep.future={cfg.future} exceeds the {nt} frames"
+        )

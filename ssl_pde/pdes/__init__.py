@@ -33,6 +33,8 @@ class PDESpec:
         residual_terms: maps autograd derivatives ``{"u", "t", "x1", ...}`` (and PDE parameters) to the
             PDE's terms, whose sum vanishes on solutions (``residual.py``).
         max_x_derivative: highest x-derivative in the PDE.
+        dynamics_params: the per-trajectory scalar parameters that change the dynamics or the frame spacing
+            of a stored trajectory (the "true parameters" a time-stepper may be conditioned on).
     """
 
     name: str
@@ -45,6 +47,7 @@ class PDESpec:
     symmetries: dict[str, Symmetry] = field(default_factory=dict)
     residual_terms: Callable[..., list[Tensor]] | None = None
     max_x_derivative: int = 2
+    dynamics_params: tuple[str, ...] = ()
 
     @property
     def n_spatial_dims(self) -> int:
@@ -89,6 +92,7 @@ PDES: dict[str, PDESpec] = {
         symmetries=BURGERS_SYMMETRIES,
         residual_terms=_burgers_terms,
         max_x_derivative=2,
+        dynamics_params=("nu", "domain_length", "t_end"),
     ),
     "kdv": PDESpec(
         name="kdv",
@@ -101,6 +105,7 @@ PDES: dict[str, PDESpec] = {
         symmetries=KDV_SYMMETRIES,
         residual_terms=_kdv_terms,
         max_x_derivative=3,
+        dynamics_params=("domain_length", "t_end"),
     ),
     "ks": PDESpec(
         name="ks",
@@ -113,6 +118,7 @@ PDES: dict[str, PDESpec] = {
         symmetries=KS_SYMMETRIES,
         residual_terms=_ks_terms,
         max_x_derivative=4,
+        dynamics_params=("domain_length", "t_end"),
     ),
     # The heat equation is the linear face of Burgers (Cole-Hopf: u = -2 nu phi_x / phi). It has no
     # generator of its own; its symmetries are verified on exact solutions.
@@ -147,6 +153,7 @@ PDES: dict[str, PDESpec] = {
             ),
         },
         symmetries=NS2D_SYMMETRIES,
+        dynamics_params=("buoyancy",),
     ),
 }
 

@@ -1,0 +1,296 @@
+"""The regression protocol: every method on every (pretraining seed, label draw) cell, test read once.
+
+For each label draw ``d`` (the same labelled subset for every encoder and method) and each pretrained
+encoder ``p`` (one per pretraining seed), every method of :mod:`ssl_pde.eval.regression` is fitted and makes
+its choices on the valid split. Only then does :func:`score_test` read the test split, once, for all cells.
+The summary reports mean ± std (ddof=1) over the P x D cells and, for each SSL method, the paired
+supervised / SSL ratio of the selection metric with its two-level bootstrap interval and verdict
+(:mod:`ssl_pde.eval.stats`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ssl_pde.core.errors import UserError
+from ssl_pde.eval.data import Split, draw_labels
+from ssl_pde.eval.regression import (
+    Embedder,
+    Fitted,
+    finite,
+    fit_mlp,
+    fit_network,
+    fit_ridge,
+    metric_names,
+    pretrained_copy,
+)
+from ssl_pde.eval.stats import mean_std, ratio_interval
+from ssl_pde.eval.train import Search
+from ssl_pde.metrics import REGRESSION_METRICS, best_constant, floor_scores, regression_scores
+
+log = logging.getLogger("ssl_pde.eval")
+Tensor = torch.Tensor
+
+METHODS = ("floor", "ssl_linear", "ssl_mlp", "ssl_finetune", "random_init", "supervised")
+TRAINED = ("ssl_mlp", "ssl_finetune", "supervised")
+SSL_METHODS = ("ssl_linear", "ssl_mlp", "ssl_finetune")
+SHORT = {
+    "floor": "floor",
+    "ssl_linear": "SSL linear",
+    "ssl_mlp": "SSL MLP",
+    "ssl_finetune": "SSL fine-tuned",
+    "random_init": "random-init linear",
+    "supervised": "supervised",
+}
+LABELS = {
+    "floor": "best constant (floor)",
+    "ssl_linear": "SSL encoder, frozen + linear (ridge)",
+    "ssl_mlp": "SSL encoder, frozen + MLP head",
+    "ssl_finetune": "SSL encoder fine-tuned end to end",
+    "random_init": "random-init encoder, frozen + linear (control)",
+    "supervised": "same network from scratch (supervised)",
+}
+
+
+@dataclass
+class RegressionConfig:
+    """Settings of :func:`evaluate_regression` (``configs/eval.yaml``, section ``regression``).
+
+    Attributes:
+        n_labels: labelled trajectories per draw, drawn from train.
+        label_draws: seeds of the labelled subsets (:func:`ssl_pde.eval.data.draw_labels`).
+        select_metric: the valid metric every choice minimises (R^2 maximises), and the compared metric.
+        methods: methods run (a subset of :data:`METHODS`).
+        ridge_lambdas: ridge strengths tried (``ssl_linear``, ``random_init``).
+        mlp_hidden: hidden width of the MLP head.
+        mlp: search of the MLP head (``max_steps`` counts full-batch epochs).
+        finetune, supervised: searches of the end-to-end networks.
+        n_boot: bootstrap replicates of each ratio interval.
+    """
+
+    n_labels: int
+    label_draws: list[int]
+    select_metric: str
+    methods: list[str]
+    ridge_lambdas: list[float]
+    mlp_hidden: int
+    mlp: Search
+    finetune: Search
+    supervised: Search
+    n_boot: int = 10000
+
+    def check(self, n_train: int) -> None:
+        """Refuse settings that cannot run or would compare methods unevenly (:class:`UserError`)."""
+        if not 8 <= self.n_labels <= n_train:
+            raise UserError(f"n_labels={self.n_labels} must lie in [8, {n_train}] (train trajectories)")
+        if not self.label_draws:
+            raise UserError("label_draws is empty: give at least one label-draw seed")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise UserError(f"unknown method {unknown[0]!r} (choose from: {', '.join(METHODS)})")
+        if "supervised" not in self.methods:
+            raise UserError("methods must include supervised: every result is reported beside it")
+        if self.select_metric not in REGRESSION_METRICS:
+            raise UserError(f"unknown select_metric {self.select_metric!r} (have: {', '.join(REGRESSION_METRICS)})")
+        counts = {m: len(getattr(self, m.removeprefix("ssl_")).candidates()) for m in TRAINED if m in self.methods}
+        if len(set(counts.values())) > 1:
+            raise UserError(f"trained methods need the same number of candidates, got {counts}")
+        for m in TRAINED:
+            spec: Search = getattr(self, m.removeprefix("ssl_"))
+            bad = [v for v in spec.views if v not in ("crops", "lie")]
+            if bad or spec.max_steps < 1 or spec.eval_every < 1 or not spec.lrs:
+                raise UserError(
+                    f"{m.removeprefix('ssl_')}: needs lrs, max_steps >= 1, eval_every >= 1 and views from "
+                    f"(crops, lie); got lrs={spec.lrs}, max_steps={spec.max_steps}, eval_every={spec.eval_every}, "
+                    f"views={spec.views}"
+                )
+
+
+@dataclass
+class Cell:
+    """One (pretraining seed, label draw): the fitted methods, the labelled targets, the test features."""
+
+    p: int
+    d: int
+    y_lab: Tensor
+    fitted: dict[str, Fitted] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    embedder: Embedder | None = None
+
+
+def fit_cell(
+    p: int,
+    d: int,
+    encoder: nn.Module,
+    fresh: Callable[[], nn.Module],
+    views: Any,
+    lab: Split,
+    valid: Split,
+    cfg: RegressionConfig,
+    log_target: bool,
+    device: torch.device,
+) -> Cell:
+    """Fit every configured method on the labelled set ``lab``; every choice on ``valid``."""
+    cell = Cell(p, d, lab.y.double())
+    seed = 1000 * p + d
+    ssl = Embedder(encoder, views, device)
+    cell.embedder = ssl
+    m, metric = cfg.methods, cfg.select_metric
+
+    def timed(name: str, fn: Callable[[], Fitted]) -> None:
+        if name in m:
+            t0 = time.perf_counter()
+            cell.fitted[name] = fn()
+            cell.seconds[name] = round(time.perf_counter() - t0, 2)
+            log.info("  %-13s %6.1f s  chosen %s", name, cell.seconds[name], _short(cell.fitted[name].choice))
+
+    timed("ssl_linear", lambda: fit_ridge(ssl, lab, valid, cfg.ridge_lambdas, log_target, metric))
+    timed("ssl_mlp", lambda: fit_mlp(ssl, lab, valid, cfg.mlp, cfg.mlp_hidden, log_target, metric, seed))
+
+    def random_init() -> Fitted:
+        torch.manual_seed(seed)
+        rand = fresh().to(device).eval().requires_grad_(False)
+        return fit_ridge(Embedder(rand, views, device), lab, valid, cfg.ridge_lambdas, log_target, metric)
+
+    timed("random_init", random_init)
+    timed(
+        "ssl_finetune",
+        lambda: fit_network(
+            pretrained_copy(encoder), views, lab, valid, cfg.finetune, log_target, metric, seed, device
+        ),
+    )
+    timed(
+        "supervised",
+        lambda: fit_network(fresh, views, lab, valid, cfg.supervised, log_target, metric, seed, device),
+    )
+    return cell
+
+
+def _short(choice: dict[str, Any]) -> str:
+    if "chosen" in choice:
+        return f"{choice['chosen']} (valid {choice['valid']:.4g})"
+    return f"lambda={choice.get('lambda')} (valid {choice['valid']:.4g})"
+
+
+def score_test(cells: list[Cell], test: Split, metrics: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict]:
+    """The one reading of the test split: every fitted method of every cell, and each metric's floor.
+
+    Returns per-cell ``{method: {metric: value}}`` and, for figures, the first cell's test predictions
+    (``preds``) and test representations (``features``)."""
+    out, extras = [], {}
+    for i, c in enumerate(cells):
+        row: dict[str, Any] = {"floor": floor_scores(c.y_lab, test.y, metrics)}
+        preds = {name: f.predict(test) for name, f in c.fitted.items()}
+        row.update({name: regression_scores(p, test.y, metrics) for name, p in preds.items()})
+        out.append(row)
+        if i == 0:
+            extras = {"preds": preds, "features": c.embedder(test) if c.embedder else None}
+    return out, extras
+
+
+def evaluate_regression(
+    encoders: list[nn.Module],
+    fresh: Callable[[], nn.Module],
+    views: Any,
+    splits: dict[str, Split],
+    cfg: RegressionConfig,
+    log_target: bool,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Every method on every (encoder, label draw) cell; choices on valid; the test split read once at the end.
+
+    Args:
+        encoders: the frozen pretrained encoders, one per pretraining seed (P >= 1).
+        fresh: builds a freshly initialised encoder of the same architecture (supervised, random_init).
+        views: the encoders' view builder (evaluation crops; training views of the end-to-end methods).
+        splits: ``train`` (labelled subsets are drawn from it), ``valid`` and ``test``.
+        cfg: the protocol's settings.
+        log_target: regress the log of the parameter.
+        device: where encoders run.
+
+    Returns:
+        ``cells`` (per cell: ``p``, ``d``, ``test`` scores per method, ``choices`` with valid scores,
+        ``seconds`` per method), ``summary`` (per method and metric [mean, std] over cells), ``comparisons``
+        (per SSL method: the supervised / SSL ratio of ``select_metric`` with interval and verdict),
+        ``budget`` (per trained method: optimiser steps and seconds, summed over candidates and cells),
+        ``metrics``, and ``figures`` data (first cell's test predictions and representations).
+    """
+    train, valid, test = splits["train"], splits["valid"], splits["test"]
+    cfg.check(len(train))
+    cells: list[Cell] = []
+    for d in cfg.label_draws:
+        lab = train.subset(draw_labels(len(train), cfg.n_labels, int(d)))
+        for p, enc in enumerate(encoders):
+            log.info("pretraining seed %d of %d, label draw %d: %d labels", p + 1, len(encoders), d, cfg.n_labels)
+            cells.append(fit_cell(p, int(d), enc, fresh, views, lab, valid, cfg, log_target, device))
+    metrics = metric_names(train.y, valid.y, test.y)
+    test_scores, extras = score_test(cells, test, metrics)  # every choice is made: read the test split once
+    return summarise(cells, test_scores, metrics, cfg, len(encoders), extras)
+
+
+def summarise(
+    cells: list[Cell],
+    scores: list[dict[str, Any]],
+    metrics: tuple[str, ...],
+    cfg: RegressionConfig,
+    n_enc: int,
+    extras: dict,
+) -> dict[str, Any]:
+    """Means, stds (ddof=1), paired ratio intervals and budgets of an evaluated grid of cells."""
+    methods = [m for m in METHODS if m == "floor" or m in cfg.methods]
+    summary = {
+        m: {k: [finite(v) for v in mean_std(np.array([s[m][k] for s in scores]))] for k in metrics} for m in methods
+    }
+
+    def grid(m: str) -> np.ndarray:  # (P, D) of the selection metric
+        g = np.full((n_enc, len(cfg.label_draws)), np.nan)
+        for c, s in zip(cells, scores, strict=True):
+            g[c.p, cfg.label_draws.index(c.d)] = s[m][cfg.select_metric]
+        return g if REGRESSION_METRICS[cfg.select_metric][1] else 1 / np.maximum(g, 1e-300)  # R^2: inverse
+
+    comparisons = {}
+    for m in (*SSL_METHODS, "random_init"):
+        if m in cfg.methods:
+            r = ratio_interval(grid("supervised"), grid(m), (SHORT[m], "supervised"), n_boot=cfg.n_boot)
+            comparisons[f"supervised/{m}"] = r.record(cfg.select_metric)
+    budget = {}
+    for m in methods:
+        if m == "floor":
+            continue
+        steps = [c.fitted[m].choice.get("steps", 0) for c in cells]
+        budget[m] = {
+            "seconds": round(sum(c.seconds[m] for c in cells), 1),
+            "steps": int(sum(steps)),
+            "candidates": len(c.fitted[m].choice.get("candidates", [])) if (c := cells[0]) else 0,
+        }
+    return {
+        "metrics": list(metrics),
+        "select_metric": cfg.select_metric,
+        "n_pretrain_seeds": n_enc,
+        "label_draws": list(cfg.label_draws),
+        "cells": [
+            {
+                "pretrain_seed_index": c.p,
+                "label_draw": c.d,
+                "test": s,
+                "choices": {
+                    "floor": {k: best_constant(k, c.y_lab).tolist() for k in metrics},
+                    **{m: f.choice for m, f in c.fitted.items()},
+                },
+                "seconds": c.seconds,
+            }
+            for c, s in zip(cells, scores, strict=True)
+        ],
+        "summary": summary,
+        "comparisons": comparisons,
+        "budget": budget,
+        "figures": extras,
+    }

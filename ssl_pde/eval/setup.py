@@ -1,0 +1,147 @@
+"""Loading what an evaluation needs: exported encoders (one per pretraining seed), their views, the splits.
+
+Encoder exports (``encoder.pt`` of ``ssl-pde-pretrain``) are read with ``torch.load(weights_only=True)``: a
+file that pickles code is refused, not run. The encoder and view configs stored in an export are data too:
+only the project's own classes named in :data:`ALLOWED_TARGETS` are built from them.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from torch import nn
+
+from ssl_pde.augment.views import LieViews
+from ssl_pde.core.errors import UserError
+from ssl_pde.data.datasets import TrajectoryDataset
+from ssl_pde.eval.data import Split
+from ssl_pde.pdes import PDES
+
+#: The classes an export's ``encoder`` and ``augment`` configs may name.
+ALLOWED_TARGETS = (
+    "ssl_pde.models.encoders.ResNet18",
+    "ssl_pde.augment.views.LieViews",
+    "ssl_pde.augment.ns_views.NSViews",
+)
+
+
+def _build(cfg: dict[str, Any], what: str, path: Path) -> Any:
+    target = cfg.get("_target_")
+    if target not in ALLOWED_TARGETS:
+        raise UserError(f"{path}: {what} config names _target_={target!r}, not one of the project's classes")
+    nested = [k for k, v in cfg.items() if isinstance(v, dict) and "_target_" in v]
+    if nested:
+        raise UserError(f"{path}: {what} config nests an object to build under {nested[0]!r}")
+    return hydra.utils.instantiate(cfg, _convert_="all")
+
+
+def load_encoder(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any], Callable[[], nn.Module]]:
+    """Rebuild an exported encoder: (frozen encoder in eval mode, the export, a builder of fresh copies of its
+    architecture)."""
+    if not path.is_file():
+        raise UserError(f"checkpoint {str(path)!r} not found")
+    try:
+        exp = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is not an encoder exported by ssl-pde-pretrain ({first})") from None
+    if not isinstance(exp, dict) or not {"state_dict", "encoder", "augment", "pde"} <= set(exp):
+        raise UserError(f"{path} is not an encoder exported by ssl-pde-pretrain (missing keys)")
+    enc_cfg = dict(exp["encoder"])
+
+    def fresh() -> nn.Module:
+        return _build(enc_cfg, "encoder", path)
+
+    enc = fresh()
+    try:
+        enc.load_state_dict(exp["state_dict"])
+    except RuntimeError as e:
+        raise UserError(f"{path}: weights do not fit the stored encoder config ({str(e).splitlines()[0]})") from None
+    enc.requires_grad_(False)
+    return enc.to(device).eval(), exp, fresh
+
+
+def build_views(exp: dict[str, Any], path: Path, eval_window: str | None) -> Any:
+    """The export's view builder (exports made before views named their class are 1D ``LieViews``)."""
+    aug = dict(exp["augment"])
+    if eval_window is not None:
+        if not str(aug.get("_target_", "")).endswith("NSViews"):
+            raise UserError(f"eval_window={eval_window} applies to ns2d encoders only ({exp['pde']} given)")
+        aug["eval_window"] = eval_window
+    if "_target_" not in aug:
+        return LieViews(**aug)
+    try:
+        return _build(aug, "augment", path)
+    except hydra.errors.InstantiationException as e:
+        if isinstance(e.__cause__, ValueError):
+            raise UserError(str(e.__cause__)) from None
+        raise
+
+
+@dataclass
+class EvalInputs:
+    """Everything an evaluation reads: frozen encoders (one per pretraining seed), views, target and splits."""
+
+    device: torch.device
+    ckpts: list[Path]
+    encoders: list[nn.Module]
+    exports: list[dict[str, Any]]
+    fresh: Callable[[], nn.Module]
+    views: Any
+    pde: str
+    param: str
+    log_target: bool
+    splits: dict[str, Split]
+
+
+def load_inputs(
+    ckpts: Sequence[Path],
+    data_dir: Path,
+    device: torch.device,
+    split_names: Sequence[str] = ("train", "valid", "test"),
+    param: str | None = None,
+    log_target: bool | None = None,
+    eval_window: str | None = None,
+    extra_params: Sequence[str] = (),
+) -> EvalInputs:
+    """Load every encoder (they must share PDE, architecture and views: seeds of one pretraining setting) and
+    the splits of their PDE under ``data_dir/<pde>/``, with the target, the PDE's ``dynamics_params`` and
+    ``extra_params`` loaded into each split's ``params``."""
+    if not ckpts:
+        raise UserError("ckpt is empty: give an encoder.pt or a list of them (one per pretraining seed)")
+    loaded = [load_encoder(Path(c), device) for c in ckpts]
+    exp0 = loaded[0][1]
+    for (_, exp, _), c in zip(loaded[1:], ckpts[1:], strict=True):
+        for key in ("pde", "encoder", "augment"):
+            if exp[key] != exp0[key]:
+                raise UserError(f"{c}: its {key} differs from {ckpts[0]}'s; pass encoders of one setting only")
+    pde = str(exp0["pde"])
+    param = param or exp0.get("probe_param")
+    if not param:
+        raise UserError(f"{ckpts[0]} names no probe parameter: set param=")
+    if pde in PDES and param not in PDES[pde].param_names:
+        raise UserError(f"param={param!r} is not a parameter of {pde} (have: {', '.join(PDES[pde].param_names)})")
+    log_target = bool(exp0.get("probe_log", False)) if log_target is None else bool(log_target)
+    views = build_views(exp0, Path(ckpts[0]), eval_window)
+    dyn = PDES[pde].dynamics_params if pde in PDES else ()
+    names = list(dict.fromkeys([param, *dyn, *extra_params]))
+    root = Path(data_dir) / pde
+    splits = {s: Split.load(TrajectoryDataset(root / s, names, preload=True), param) for s in split_names}
+    return EvalInputs(
+        device,
+        [Path(c) for c in ckpts],
+        [e for e, _, _ in loaded],
+        [x for _, x, _ in loaded],
+        loaded[0][2],
+        views,
+        pde,
+        param,
+        log_target,
+        splits,
+    )
