@@ -107,8 +107,12 @@ def regression_plots(
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
         ax.set(xlabel=f"true {param}", ylabel=f"predicted {param}", title=LABELS[m])
         if log_axes:
+            from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
             ax.set_yscale("log")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_minor_formatter(NullFormatter())  # minor labels of a one-decade axis overlap
     paths = [out / "pred_vs_true.png"]
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
