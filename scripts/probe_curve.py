@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--draws", type=int, nargs="+", default=[0, 1, 2], help="label-draw seeds")
     ap.add_argument("--param", default=None, help="target parameter (default: the encoder's probe parameter)")
     ap.add_argument("--eval-window", default=None, help="ns2d: start, center or end (default: as at pretraining)")
+    ap.add_argument("--select-metric", default="nmse", help="valid metric the ridge strength minimises (e.g. mse)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None, help="folder for probe_curve.json (default: beside --ckpt)")
     args = ap.parse_args(argv)
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         inp = load_inputs(
             args.ckpt, args.data, resolve_device(args.device), param=args.param, eval_window=args.eval_window
         )
-        doc = probe_curve(inp, args.labels, args.draws)
+        doc = probe_curve(inp, args.labels, args.draws, select_metric=args.select_metric)
     except (UserError, SchemaError) as e:  # as ssl-pde-eval: one line, exit status 2
         fail(str(e))
     out.mkdir(parents=True, exist_ok=True)

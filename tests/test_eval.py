@@ -209,7 +209,7 @@ def test_eval_cli_writes_results_and_refuses_bad_input(splits, tmp_path):
         b"figures/pred_vs_true",
     ):
         assert needle in blob, needle
-    assert len(list((run / "files" / "media" / "images").rglob("*.png"))) == 2
+    assert len(list((run / "files" / "media" / "images").rglob("*.png"))) == 3
     for args, msg in (
         ([f"ckpt={tmp_path / 'missing.pt'}"], "not found"),
         ([f"ckpt={ckpt}", "regression.n_labels=999"], "n_labels=999"),

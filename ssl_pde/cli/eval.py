@@ -68,6 +68,7 @@ def run_regression(raw: DictConfig) -> dict[str, Any]:
     out = _out(cfg, inp)
     out.mkdir(parents=True, exist_ok=True)
     figs = report.regression_plots(out, inp.splits["test"].y, figures, inp.param, inp.log_target)
+    figs.append(report.comparison_plot(out / "comparisons.png", result))
     report.write_results(out, doc, f"Regression: {inp.pde}", report.regression_table(doc), figs, cfg.wandb)
     return doc
 

@@ -20,7 +20,7 @@ from ssl_pde.eval.data import draw_labels
 from ssl_pde.eval.regression import Embedder, from_target, metric_names, ridge_select, to_target
 from ssl_pde.eval.setup import EvalInputs
 from ssl_pde.eval.stats import mean_std
-from ssl_pde.metrics import floor_scores, regression_scores, ridge_fit_predict
+from ssl_pde.metrics import REGRESSION_METRICS, floor_scores, regression_scores, ridge_fit_predict
 
 
 def probe_curve(
@@ -33,8 +33,12 @@ def probe_curve(
     """The curve of every encoder of ``inp`` (pretraining seeds x label draws per label count).
 
     Returns a document with ``rows``: per label count, ``per_cell`` test scores of ``ssl_linear`` and
-    ``floor`` with the chosen strength and its valid score, and ``<method>_<metric>`` = [mean, std (ddof=1)]."""
+    ``floor`` with the chosen strength and its valid score, ``<method>_<metric>`` = [mean, std (ddof=1)] on
+    test, and ``valid_<select_metric>``: the probe's valid score, by which encoders or input settings (window,
+    fields) are compared: a choice between them must be made on it, never on the test columns."""
     train, valid, test = inp.splits["train"], inp.splits["valid"], inp.splits["test"]
+    if select_metric not in REGRESSION_METRICS:
+        raise UserError(f"unknown select metric {select_metric!r} (have: {', '.join(REGRESSION_METRICS)})")
     bad = [n for n in labels if not 8 <= n <= len(train)]
     if bad:
         raise UserError(f"labels {bad[0]} must lie in [8, {len(train)}] (train trajectories)")
@@ -66,6 +70,7 @@ def probe_curve(
     out = []
     for n in labels:
         row: dict[str, Any] = {"n_labels": n, "per_cell": rows[n]}
+        row[f"valid_{select_metric}"] = list(mean_std(np.array([c["valid"] for c in rows[n]])))  # compare settings here
         for m in ("ssl_linear", "floor"):
             for k in metrics:
                 row[f"{m}_{k}"] = list(mean_std(np.array([c[m][k] for c in rows[n]])))
@@ -92,13 +97,15 @@ def curve_table(doc: dict[str, Any]) -> str:
         f"{doc['eval_window']}), ridge strength chosen on valid ({doc['n_valid']}), {doc['n_test']} test "
         f"trajectories, {doc['n_pretrain_seeds']} pretraining seed(s) × label draws {doc['label_draws']}",
         "",
-        "| labels | SSL + linear, MSE | floor (best constant), MSE | SSL / floor | SSL + linear, NMSE | floor, NMSE |",
-        "|---|---|---|---|---|---|",
+        "| labels | valid score (choose settings on it) | SSL + linear, test MSE | floor (best constant), MSE "
+        "| SSL / floor | SSL + linear, NMSE | floor, NMSE |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in doc["rows"]:
         s, f = r["ssl_linear_mse"], r["floor_mse"]
         lines.append(
-            f"| {r['n_labels']} | {s[0]:.3g} ± {s[1]:.2g} | {f[0]:.3g} ± {f[1]:.2g} | {s[0] / f[0]:.2f} "
+            f"| {r['n_labels']} | {r['valid_' + doc['select_metric']][0]:.3g} ({doc['select_metric']}) "
+            f"| {s[0]:.3g} ± {s[1]:.2g} | {f[0]:.3g} ± {f[1]:.2g} | {s[0] / f[0]:.2f} "
             f"| {r['ssl_linear_nmse'][0]:.3g} | {r['floor_nmse'][0]:.3g} |"
         )
     return "\n".join(lines)

@@ -132,6 +132,49 @@ def regression_plots(
     return paths
 
 
+def comparison_plot(path: Path, result: dict[str, Any]) -> Path:
+    """Left: each method's test score of the selection metric per cell (dots) and mean (bar), the floor dashed.
+    Right: each paired ratio supervised / method with its 95 % interval; right of 1 the method is better."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sel = result["select_metric"]
+    methods = [m for m in METHODS if m in result["summary"] and m != "floor"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 0.55 * len(methods) + 1.8), constrained_layout=True)
+    for i, m in enumerate(methods):
+        vals = [c["test"][m][sel] for c in result["cells"]]
+        a.barh(i, float(np.mean(vals)), color="C0" if m.startswith("ssl") else "C7", alpha=0.5)
+        a.plot(vals, [i] * len(vals), "k.", ms=5)
+    a.axvline(result["summary"]["floor"][sel][0], color="C3", ls="--", label="best constant (floor)")
+    a.set(yticks=range(len(methods)), yticklabels=[SHORT[m] for m in methods], xlabel=f"test {METRIC_NAMES[sel]}")
+    a.invert_yaxis()
+    a.legend(fontsize=8)
+    comps = list(result["comparisons"].items())
+    for i, (_, c) in enumerate(comps):
+        color = "C2" if c["low"] > 1 else "C3" if c["high"] < 1 else "C7"
+        b.errorbar(
+            c["ratio"], i, xerr=[[c["ratio"] - c["low"]], [c["high"] - c["ratio"]]], fmt="o", color=color, capsize=4
+        )
+    b.axvline(1, color="k", lw=1)
+    from matplotlib.ticker import FormatStrFormatter
+
+    b.set_xscale("log")
+    for fmt in (b.xaxis.set_major_formatter, b.xaxis.set_minor_formatter):
+        fmt(FormatStrFormatter("%g"))
+    b.set(
+        yticks=range(len(comps)),
+        xlabel=f"supervised / method ({METRIC_NAMES[sel]}), 95 % interval",
+        yticklabels=[f"supervised / {SHORT[k.split('/')[1]]}" for k, _ in comps],
+    )
+    b.invert_yaxis()
+    b.set_title(comps[0][1]["interval_over"] if comps else "", fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_results(out: Path, doc: dict[str, Any], title: str, table: str, figures: list[Path], wandb_cfg: Any) -> None:
     """results.json, results.md, the table and paths on stdout, and (when enabled) a W&B run."""
     out.mkdir(parents=True, exist_ok=True)
