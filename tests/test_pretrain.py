@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import pickle
 import shutil
 import subprocess
 import sys
@@ -181,6 +182,22 @@ def test_missing_data_or_checkpoint_is_refused(tmp_path):
     assert res.returncode == 2 and "no shards under" in res.stderr
     res = _run("debug=smoke", f"data.dir={tmp_path}", f"run_dir={tmp_path / 'run2'}", "ckpt_path=last")
     assert res.returncode == 2 and "last.ckpt" in res.stderr
+    # a checkpoint from outside the run directory is never unpickled: this one would create a file on load
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "shared.ckpt"
+    evil.write_bytes(pickle.dumps(_Touch(marker)))
+    res = _run("debug=smoke", f"data.dir={tmp_path}", f"run_dir={tmp_path / 'run3'}", f"ckpt_path={evil}")
+    assert res.returncode == 2 and "only this run's own checkpoints" in res.stderr and not marker.exists()
+
+
+class _Touch:
+    """Unpickling it creates ``path`` (a stand-in for any code a pickle can run)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
 
 
 @pytest.mark.parametrize(

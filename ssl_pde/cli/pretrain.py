@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import ssl_pde.config  # noqa: F401  (registers the config resolvers)
 from ssl_pde.cli.common import hydra_entry
+from ssl_pde.core.errors import UserError
 from ssl_pde.data.schema import SchemaError
 
 log = logging.getLogger("ssl_pde.pretrain")
@@ -46,10 +47,20 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
 
 
 def resolve_ckpt(cfg: DictConfig, run_dir: Path) -> str | None:
-    """``ckpt_path``: null, "last" (run_dir/checkpoints/last.ckpt) or a file; a missing one is an error."""
+    """``ckpt_path``: null, "last" (run_dir/checkpoints/last.ckpt) or a file of ``run_dir/checkpoints/``.
+
+    A Lightning checkpoint is a pickle, and unpickling runs whatever it names: only the run's own checkpoints
+    (written by this project into this run directory) are resumed from; any other path, or a missing file,
+    is refused."""
     if cfg.ckpt_path in (None, ""):
         return None
-    path = run_dir / "checkpoints" / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
+    own = (run_dir / "checkpoints").resolve()
+    path = own / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path).resolve()
+    if path.parent != own:
+        raise UserError(
+            f"ckpt_path={cfg.ckpt_path}: only this run's own checkpoints ({own}/) are resumed from; a checkpoint "
+            "from elsewhere is a pickle that could run code (share encoders as encoder.pt exports)"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} not found (ckpt_path={cfg.ckpt_path})")
     return str(path)
