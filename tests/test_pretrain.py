@@ -160,6 +160,7 @@ def test_loss_falls_when_overfitting_one_batch(burgers_data, tmp_path):
 
 
 def test_nan_in_data_stops_with_a_clear_message(burgers_data, tmp_path):
+    """A NaN in one trajectory stops pretraining with one line naming the shard and the trajectory."""
     data = tmp_path / "data"
     shutil.copytree(burgers_data, data)
     with h5py.File(data / "burgers" / "train" / "shard-00000.h5", "r+") as f:
@@ -168,7 +169,8 @@ def test_nan_in_data_stops_with_a_clear_message(burgers_data, tmp_path):
         f["u"][...] = u
     res = _run("debug=smoke", f"data.dir={data}", f"run_dir={tmp_path / 'run'}", "logger=csv")
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines()[-1].startswith("error: non-finite values in the input data")
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "shard-00000.h5: non-finite values in /u of trajectory 3" in last, last
 
 
 def test_diverging_loss_stops_with_a_clear_message(burgers_data, tmp_path):

@@ -90,3 +90,33 @@ def test_inspect_cli(tiny_shards, tmp_path):
         [sys.executable, "-m", "ssl_pde.cli.inspect", str(tmp_path / "not-hdf5")], capture_output=True, text=True
     )
     assert res.returncode == 2 and "not a readable HDF5 file" in res.stderr
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e6])
+def test_corrupt_values_are_caught_and_named(tiny_shards, tmp_path, value):
+    """A NaN, an inf, or a value beyond the trajectory's stored max_abs written into /u of trajectory 1 of a
+    complete shard: the structure is still valid, but ssl-pde-inspect refuses it naming the file and the
+    trajectory (one line, exit 2), and the data loader (preloaded or lazy) refuses non-finite values the same way."""
+    from ssl_pde.cli.inspect import main as inspect_main
+    from ssl_pde.data.datasets import TrajectoryDataset
+    from ssl_pde.data.schema import check_values
+
+    def poke(f):
+        u = f["u"][1]
+        u.flat[7] = value
+        f["u"][1] = u
+
+    bad = _corrupt(list_shards(tiny_shards["ks"])[0], tmp_path, poke)
+    validate_shard(bad)  # the structure is fine
+    with pytest.raises(SchemaError, match=r"trajectory 1: "):
+        check_values(bad)
+    with pytest.raises(SystemExit) as e:
+        inspect_main([str(bad)])
+    assert e.value.code == 2
+    if np.isfinite(value):
+        return
+    for preload in (True, False):
+        with pytest.raises(SchemaError, match=r"shard-00000.h5: non-finite values in /u of trajectory 1"):
+            ds = TrajectoryDataset(bad.parent, preload=preload)
+            ds[1]
+    assert check_values(list_shards(tiny_shards["ks"])[0]) == 4

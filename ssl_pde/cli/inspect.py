@@ -2,7 +2,9 @@
 
 PATH is a shard file or a directory searched recursively for ``shard-*.h5``. Prints, per PDE and split,
 the trajectory count, the shape of ``/u``, the time range, every parameter's range and every
-diagnostic's range. Exits with status 2 and a one-line message at the first invalid file.
+diagnostic's range. Values are checked too, one trajectory at a time: every value of ``/u`` finite and
+within the trajectory's stored ``max_abs`` diagnostic. Exits with status 2 and a one-line message naming
+the first invalid file (and trajectory).
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from rich.console import Console
 from rich.table import Table
 
 from ssl_pde.cli.common import fail
-from ssl_pde.data.schema import SchemaError, ShardSummary, list_shards, validate_shard
+from ssl_pde.data.schema import SchemaError, ShardSummary, check_values, list_shards, validate_shard
 
 
 def summarise(paths: list[Path]) -> dict[tuple[str, str], list[ShardSummary]]:
-    """Validate every shard; group the summaries by (pde, split). Raises SchemaError."""
+    """Validate every shard (structure, then values); group the summaries by (pde, split). Raises SchemaError."""
     groups: dict[tuple[str, str], list[ShardSummary]] = defaultdict(list)
     for p in paths:
         s = validate_shard(p)
+        check_values(p)
         groups[(s.pde, s.split)].append(s)
     return groups
 

@@ -83,6 +83,7 @@ class TrajectoryDataset(Dataset):
             with h5py.File(p, "r") as f:
                 for k in keys:
                     out[k].append(f[k][...])
+            _check_finite(out["u"][-1], p)
         return {k: np.concatenate(v) for k, v in out.items()}
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
@@ -117,6 +118,7 @@ class TrajectoryDataset(Dataset):
             j = i - int(self.offsets[k])
             f = self._file(k)
             row = {k: f[k][j] for k in ["u", "t", *self._grid_keys, *[f"params/{n}" for n in self.param_names]]}
+            _check_finite(row["u"][None], self.paths[k], j)
         out = {
             "u": torch.from_numpy(np.asarray(row["u"], dtype=np.float32)),
             "t": torch.from_numpy(np.asarray(row["t"], dtype=np.float64)),
@@ -131,6 +133,16 @@ class TrajectoryDataset(Dataset):
         out["index"] = torch.tensor(i, dtype=torch.int64)
         out["params"] = {n: torch.tensor(float(row[f"params/{n}"]), dtype=torch.float64) for n in self.param_names}
         return out
+
+
+def _check_finite(u: np.ndarray, path: Path, first: int = 0) -> None:
+    """Refuse non-finite field values, naming the shard and the trajectory index in it; u: (n, T, C, ...)."""
+    bad = ~np.isfinite(u).reshape(len(u), -1).all(axis=1)
+    if bad.any():
+        idx = [first + int(i) for i in np.flatnonzero(bad)[:8]]
+        raise SchemaError(
+            f"{path}: non-finite values in /u of trajectory {idx[0]}" + (f" (and {idx[1:]})" if idx[1:] else "")
+        )
 
 
 def _box_length(grid: np.ndarray) -> np.ndarray:

@@ -179,3 +179,31 @@ def validate_shard(path: str | Path, *, load_values: bool = True) -> ShardSummar
             n_rejected=int(attrs["n_rejected"]),
             attrs=attrs,
         )
+
+
+def check_values(path: str | Path, rtol: float = 1e-5) -> int:
+    """Check the values of a shard's ``/u``, one trajectory (one chunk) at a time; returns the count checked.
+
+    Every value must be finite, and where the shard stores the ``max_abs`` diagnostic (max |u| over the
+    stored frames, written by the generator) no trajectory may exceed its own entry (relative tolerance
+    ``rtol``, for the float32 storage of both).
+
+    Raises:
+        SchemaError: naming the file, the trajectory index and what is wrong.
+    """
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        u = f["u"]
+        limit = f["diagnostics/max_abs"][...].astype(np.float64) if "diagnostics/max_abs" in f else None
+        for i in range(u.shape[0]):
+            a = u[i]
+            finite = np.isfinite(a)
+            if not finite.all():
+                raise SchemaError(f"{path}: trajectory {i}: {int((~finite).sum())} non-finite values in /u")
+            if limit is not None:
+                m = float(np.abs(a).max())
+                if m > limit[i] * (1 + rtol) + 1e-30:
+                    raise SchemaError(
+                        f"{path}: trajectory {i}: max |u| = {m:.6g} exceeds its stored max_abs {limit[i]:.6g}"
+                    )
+        return int(u.shape[0])
