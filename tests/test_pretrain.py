@@ -147,6 +147,45 @@ def test_resume_continues_steps_and_wandb_run(burgers_data, tmp_path):
     assert len(runs) == 2 and all(r.endswith(run_id) for r in runs)
     steps = [int(r["step"]) for r in _metrics(run) if r["train/loss"]]
     assert max(steps) >= 2 * step0 - 1
+    # one continuous metric table: the first run's rows are kept, none repeated
+    assert steps == sorted(set(steps)) and min(steps) <= 1 and len(steps) >= 2 * step0 - 2
+    epochs = sorted({int(float(r["epoch"])) for r in _metrics(run) if r.get("epoch")})
+    assert epochs == [0, 1, 2, 3]
+
+
+def test_killed_pretraining_resumes_with_its_whole_history(burgers_data, tmp_path):
+    """kill -9 once the first epoch's checkpoint exists, then ckpt_path=last: the run reaches its last epoch
+    and metrics.csv holds every epoch once, steps strictly increasing (rows logged after the checkpoint by the
+    killed process are replaced by the resumed run's)."""
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    args = ["debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}", "logger=csv", "trainer.max_epochs=6"]
+    env = {
+        "WANDB_MODE": "offline",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "PYTHONPATH": str(CONFIG_DIR.parent),
+    }
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 240
+    while not (run / "checkpoints" / "last.ckpt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    killed = proc.poll() is None
+    if killed:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert killed and (run / "checkpoints" / "last.ckpt").exists()
+    res = _run(*args, "ckpt_path=last")
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = _metrics(run)
+    steps = [int(r["step"]) for r in rows if r["train/loss"]]
+    assert steps == sorted(set(steps)) and steps[0] <= 1 and steps[-1] >= 4 * 6 - 2, steps
+    epochs = sorted({int(float(r["epoch"])) for r in rows if r.get("epoch")})
+    assert epochs == list(range(6)), epochs
 
 
 def test_loss_falls_when_overfitting_one_batch(burgers_data, tmp_path):
