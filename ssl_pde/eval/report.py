@@ -158,11 +158,15 @@ def comparison_plot(path: Path, result: dict[str, Any]) -> Path:
             c["ratio"], i, xerr=[[c["ratio"] - c["low"]], [c["high"] - c["ratio"]]], fmt="o", color=color, capsize=4
         )
     b.axvline(1, color="k", lw=1)
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
     b.set_xscale("log")
-    for fmt in (b.xaxis.set_major_formatter, b.xaxis.set_minor_formatter):
-        fmt(FormatStrFormatter("%g"))
+    lo = min([c["low"] for _, c in comps] + [1.0]) / 1.2
+    hi = max([c["high"] for _, c in comps] + [1.0]) * 1.2
+    b.set_xlim(lo, hi)
+    b.xaxis.set_major_locator(FixedLocator([t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20) if lo <= t <= hi]))
+    b.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    b.xaxis.set_minor_formatter(NullFormatter())
     b.set(
         yticks=range(len(comps)),
         xlabel=f"supervised / method ({METRIC_NAMES[sel]}), 95 % interval",
