@@ -183,7 +183,7 @@ def data_diagnostics(root: Path, out: Path, labels=(64, 256, 1024), seeds=(0, 1,
                 y_lab = torch.from_numpy(bt[idx])
                 # the best of the ridge strengths on valid: an optimistic bound for hand-crafted features
                 lam, scores = ridge_select(
-                    f_train[idx], y_lab, f_valid, y_valid, (1e-4, 1e-3, 1e-2, 1e-1, 1.0), False, "mse"
+                    f_train[idx], y_lab, f_valid, y_valid, (1e-4, 1e-3, 1e-2, 1e-1, 1.0), log_target=False, metric="mse"
                 )
                 mses.append(scores[lam])
                 floors.append(float(((y_lab.mean() - y_valid) ** 2).mean()))

@@ -61,7 +61,7 @@ def run_regression(raw: DictConfig) -> dict[str, Any]:
     cfg = to_eval_config(raw)
     inp = _inputs(cfg)
     result = evaluate_regression(
-        inp.encoders, inp.fresh, inp.views, inp.splits, cfg.regression, inp.log_target, inp.device
+        inp.encoders, inp.fresh, inp.views, inp.splits, cfg.regression, log_target=inp.log_target, device=inp.device
     )
     doc, figures = _doc(cfg, raw, inp, result, t0)
     doc["n_labels"] = cfg.regression.n_labels

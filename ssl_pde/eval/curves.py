@@ -52,7 +52,9 @@ def probe_curve(
             z = to_target(y_lab, inp.log_target)
             for p, emb in enumerate(embedders):
                 f_lab = emb(train)[idx]
-                lam, scores = ridge_select(f_lab, z, emb(valid), valid.y, lambdas, inp.log_target, select_metric)
+                lam, scores = ridge_select(
+                    f_lab, z, emb(valid), valid.y, lambdas, log_target=inp.log_target, metric=select_metric
+                )
                 fitted.append((n, p, int(d), f_lab, z, y_lab, lam, scores[lam]))
     rows: dict[int, list[dict[str, Any]]] = {n: [] for n in labels}
     for n, p, d, f_lab, z, y_lab, lam, score in fitted:  # the test split, read once

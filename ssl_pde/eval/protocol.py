@@ -132,13 +132,14 @@ def fit_cell(
     encoder: nn.Module,
     fresh: Callable[[], nn.Module],
     views: Any,
-    lab: Split,
-    valid: Split,
+    data: tuple[Split, Split],
     cfg: RegressionConfig,
     log_target: bool,
     device: torch.device,
 ) -> Cell:
-    """Fit every configured method on the labelled set ``lab``; every choice on ``valid``."""
+    """Fit every configured method on the labelled set ``data[0]``; every choice on the valid split
+    ``data[1]``."""
+    lab, valid = data
     cell = Cell(p, d, lab.y.double())
     seed = 1000 * p + d
     ssl = Embedder(encoder, views, device)
@@ -152,24 +153,25 @@ def fit_cell(
             cell.seconds[name] = round(time.perf_counter() - t0, 2)
             log.info("  %-13s %6.1f s  chosen %s", name, cell.seconds[name], _short(cell.fitted[name].choice))
 
-    timed("ssl_linear", lambda: fit_ridge(ssl, lab, valid, cfg.ridge_lambdas, log_target, metric))
-    timed("ssl_mlp", lambda: fit_mlp(ssl, lab, valid, cfg.mlp, cfg.mlp_hidden, log_target, metric, seed))
+    common = {"log_target": log_target, "metric": metric}
+    timed("ssl_linear", lambda: fit_ridge(ssl, lab, valid, cfg.ridge_lambdas, **common))
+    timed("ssl_mlp", lambda: fit_mlp(ssl, lab, valid, cfg.mlp, hidden=cfg.mlp_hidden, seed=seed, **common))
 
     def random_init() -> Fitted:
         torch.manual_seed(seed)
         rand = fresh().to(device).eval().requires_grad_(False)
-        return fit_ridge(Embedder(rand, views, device), lab, valid, cfg.ridge_lambdas, log_target, metric)
+        return fit_ridge(Embedder(rand, views, device), lab, valid, cfg.ridge_lambdas, **common)
 
     timed("random_init", random_init)
     timed(
         "ssl_finetune",
         lambda: fit_network(
-            pretrained_copy(encoder), views, lab, valid, cfg.finetune, log_target, metric, seed, device
+            pretrained_copy(encoder), views, lab, valid, cfg.finetune, seed=seed, device=device, **common
         ),
     )
     timed(
         "supervised",
-        lambda: fit_network(fresh, views, lab, valid, cfg.supervised, log_target, metric, seed, device),
+        lambda: fit_network(fresh, views, lab, valid, cfg.supervised, seed=seed, device=device, **common),
     )
     return cell
 
@@ -230,7 +232,8 @@ def evaluate_regression(
         lab = train.subset(draw_labels(len(train), cfg.n_labels, int(d)))
         for p, enc in enumerate(encoders):
             log.info("pretraining seed %d of %d, label draw %d: %d labels", p + 1, len(encoders), d, cfg.n_labels)
-            cells.append(fit_cell(p, int(d), enc, fresh, views, lab, valid, cfg, log_target, device))
+            cell = fit_cell(p, int(d), enc, fresh, views, (lab, valid), cfg=cfg, log_target=log_target, device=device)
+            cells.append(cell)
     metrics = metric_names(train.y, valid.y, test.y)
     test_scores, extras = score_test(cells, test, metrics)  # every choice is made: read the test split once
     return summarise(cells, test_scores, metrics, cfg, len(encoders), extras)

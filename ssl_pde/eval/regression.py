@@ -112,7 +112,7 @@ def fit_ridge(
     f_lab = features(lab)
     z = to_target(lab.y, log_target)
     lo, hi = z.min(), z.max()
-    lam, scores = ridge_select(f_lab, z, features(valid), valid.y, lambdas, log_target, metric)
+    lam, scores = ridge_select(f_lab, z, features(valid), valid.y, lambdas, log_target=log_target, metric=metric)
 
     def predict(s: Split) -> Tensor:
         return from_target(ridge_fit_predict(f_lab, z, features(s), lam).squeeze(-1).clamp(lo, hi), log_target)

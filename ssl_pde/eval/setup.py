@@ -134,14 +134,14 @@ def load_inputs(
     root = Path(data_dir) / pde
     splits = {s: Split.load(TrajectoryDataset(root / s, names, preload=True), param) for s in split_names}
     return EvalInputs(
-        device,
-        [Path(c) for c in ckpts],
-        [e for e, _, _ in loaded],
-        [x for _, x, _ in loaded],
-        loaded[0][2],
-        views,
-        pde,
-        param,
-        log_target,
-        splits,
+        device=device,
+        ckpts=[Path(c) for c in ckpts],
+        encoders=[e for e, _, _ in loaded],
+        exports=[x for _, x, _ in loaded],
+        fresh=loaded[0][2],
+        views=views,
+        pde=pde,
+        param=param,
+        log_target=log_target,
+        splits=splits,
     )

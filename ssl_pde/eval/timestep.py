@@ -144,7 +144,8 @@ def make_stepper_builder(
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         dim = 0 if cond is None else cond.shape[1]
-        model = build_stepper(cfg.arch, h, f, cfg.width, dim, cfg.cond_hidden, fields).to(device)
+        model = build_stepper(cfg.arch, h, f, cfg.width, cond_dim=dim, cond_hidden=cfg.cond_hidden, fields=fields)
+        model = model.to(device)
 
         def loss_fn(_: int) -> Tensor:
             idx = rng.integers(0, n, cfg.search.batch)
@@ -154,7 +155,7 @@ def make_stepper_builder(
             return ((model(win[:, :h], c) - win[:, h:]) ** 2).mean()
 
         def valid_fn() -> float:
-            pred, truth = rollout(model, valid, cond_valid, h, f, device, start)
+            pred, truth = rollout(model, valid, cond_valid, h, f, device=device, start=start)
             return float(rollout_errors(pred, truth).mean())
 
         return model, loss_fn, valid_fn
@@ -275,12 +276,15 @@ def evaluate_timestep(
                 if variant in shared:
                     models[variant], conds[variant], choices[variant] = shared[variant]
                     continue
-                c = [conditions(variant, s, enc, wv, start, params, device) for s in (train, valid, test)]
+                c = [
+                    conditions(variant, s, enc, wv, start=start, params=params, device=device)
+                    for s in (train, valid, test)
+                ]
                 if c[0] is not None:
                     dims = cfg.ssl_dims if variant == "ssl" else None
                     (c[0], c[1]), (_, c[2]) = (reduce_conditions(c[0], x, dims) for x in (c[1], c[2]))
                 init_seed = (1000 * p if variant == "ssl" else 0) + int(seed)
-                build = make_stepper_builder(train, c[0], valid, c[1], cfg, start, init_seed, device)
+                build = make_stepper_builder(train, c[0], valid, c[1], cfg, start=start, seed=init_seed, device=device)
                 models[variant], choices[variant] = search(build, spec)
                 conds[variant] = c[2]
                 if variant != "ssl":
@@ -314,8 +318,8 @@ def score_timestep_test(
         row = {"persistence": floor}
         for v, model in c.models.items():
             if id(model) not in done:  # a stepper shared by cells is scored once
-                pred, truth = rollout(model, test, c.cond_test[v], h, f, dev, start)
-                one = rollout(model, test, c.cond_test[v], h, f, dev, start, teacher_forced=True)
+                pred, truth = rollout(model, test, c.cond_test[v], h, f, device=dev, start=start)
+                one = rollout(model, test, c.cond_test[v], h, f, device=dev, start=start, teacher_forced=True)
                 done[id(model)] = ({**rollout_nmse(pred, truth), **one_step_metrics(*one)}, pred[:3], truth[:3])
             row[v] = done[id(model)][0]
             if i == 0:
