@@ -221,6 +221,7 @@ def test_eval_cli_writes_results_and_refuses_bad_input(splits, tmp_path):
         assert bad.returncode == 2 and msg in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_encoder_exports_cannot_run_code(tmp_path):
     """A checkpoint that pickles a callable is refused unread (weights_only), and an export whose stored config
     names a class outside the project's encoders and views is refused before anything is built."""
