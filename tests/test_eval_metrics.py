@@ -158,6 +158,17 @@ def test_two_level_bootstrap_resamples_pretraining_seeds():
     assert np.ptp(bootstrap_log_mean(a[1:2], n_boot=1000)) == 0
 
 
+def test_crossed_bootstrap_shares_the_label_draws():
+    """Label draws are crossed with pretraining seeds (draw d is one labelled subset for every encoder): a
+    log-ratio that depends on the draw only must spread like a mean of D draws, not of P x D independent
+    ones; a single cell gives no interval and no verdict."""
+    a = np.tile(np.array([0.0, 0.2, 0.4, 0.6]), (3, 1))  # (P=3, D=4), identical rows
+    reps = bootstrap_log_mean(a, n_boot=40000, seed=2)
+    assert reps.var() == pytest.approx(a[0].var() / 4, rel=0.05)
+    one = ratio_interval(np.array([[2.0]]), np.array([[1.0]]))
+    assert one.ratio == pytest.approx(2.0) and one.verdict == NO_DIFFERENCE and np.isnan(one.low)
+
+
 def test_training_stops_early_and_restores_the_best_state():
     """A scalar parameter driven up by the loss; the valid score is best at 3: training stops after
     `patience` evaluations without improvement and restores the parameter value of the best evaluation."""

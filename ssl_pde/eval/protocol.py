@@ -91,8 +91,8 @@ class RegressionConfig:
         """Refuse settings that cannot run or would compare methods unevenly (:class:`UserError`)."""
         if not 8 <= self.n_labels <= n_train:
             raise UserError(f"n_labels={self.n_labels} must lie in [8, {n_train}] (train trajectories)")
-        if not self.label_draws:
-            raise UserError("label_draws is empty: give at least one label-draw seed")
+        if not self.label_draws or len(set(self.label_draws)) != len(self.label_draws):
+            raise UserError(f"label_draws={self.label_draws}: give distinct label-draw seeds")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise UserError(f"unknown method {unknown[0]!r} (choose from: {', '.join(METHODS)})")
@@ -100,6 +100,14 @@ class RegressionConfig:
             raise UserError("methods must include supervised: every result is reported beside it")
         if self.select_metric not in REGRESSION_METRICS:
             raise UserError(f"unknown select_metric {self.select_metric!r} (have: {', '.join(REGRESSION_METRICS)})")
+        if self.mlp.views != ["crops"]:
+            raise UserError(f"mlp.views={self.mlp.views}: the MLP head reads frozen features; views do not apply")
+        budget = ("max_steps", "eval_every", "patience", "batch")
+        if [getattr(self.finetune, k) for k in budget] != [getattr(self.supervised, k) for k in budget]:
+            raise UserError(
+                "finetune and supervised need the same step budget: "
+                + ", ".join(f"{k} {getattr(self.finetune, k)} vs {getattr(self.supervised, k)}" for k in budget)
+            )
         counts = {m: len(getattr(self, m.removeprefix("ssl_")).candidates()) for m in TRAINED if m in self.methods}
         if len(set(counts.values())) > 1:
             raise UserError(f"trained methods need the same number of candidates, got {counts}")
@@ -141,7 +149,7 @@ def fit_cell(
     ``data[1]``."""
     lab, valid = data
     cell = Cell(p, d, lab.y.double())
-    seed = 1000 * p + d
+    seed = 1_000_003 * p + d
     ssl = Embedder(encoder, views, device)
     cell.embedder = ssl
     m, metric = cfg.methods, cfg.select_metric
@@ -234,7 +242,7 @@ def evaluate_regression(
             log.info("pretraining seed %d of %d, label draw %d: %d labels", p + 1, len(encoders), d, cfg.n_labels)
             cell = fit_cell(p, int(d), enc, fresh, views, (lab, valid), cfg=cfg, log_target=log_target, device=device)
             cells.append(cell)
-    metrics = metric_names(train.y, valid.y, test.y)
+    metrics = metric_names(train.y, valid.y)  # from the labelled splits: the test targets are read once, later
     test_scores, extras = score_test(cells, test, metrics)  # every choice is made: read the test split once
     return summarise(cells, test_scores, metrics, cfg, len(encoders), extras)
 
@@ -247,34 +255,8 @@ def summarise(
     n_enc: int,
     extras: dict,
 ) -> dict[str, Any]:
-    """Means, stds (ddof=1), paired ratio intervals and budgets of an evaluated grid of cells."""
-    methods = [m for m in METHODS if m == "floor" or m in cfg.methods]
-    summary = {
-        m: {k: [finite(v) for v in mean_std(np.array([s[m][k] for s in scores]))] for k in metrics} for m in methods
-    }
-
-    def grid(m: str) -> np.ndarray:  # (P, D) of the selection metric
-        g = np.full((n_enc, len(cfg.label_draws)), np.nan)
-        for c, s in zip(cells, scores, strict=True):
-            g[c.p, cfg.label_draws.index(c.d)] = s[m][cfg.select_metric]
-        return g if REGRESSION_METRICS[cfg.select_metric][1] else 1 / np.maximum(g, 1e-300)  # R^2: inverse
-
-    comparisons = {}
-    for m in (*SSL_METHODS, "random_init"):
-        if m in cfg.methods:
-            r = ratio_interval(grid("supervised"), grid(m), (SHORT[m], "supervised"), n_boot=cfg.n_boot)
-            comparisons[f"supervised/{m}"] = r.record(cfg.select_metric)
-    budget = {}
-    for m in methods:
-        if m == "floor":
-            continue
-        steps = [c.fitted[m].choice.get("steps", 0) for c in cells]
-        budget[m] = {
-            "seconds": round(sum(c.seconds[m] for c in cells), 1),
-            "steps": int(sum(steps)),
-            "candidates": len(c.fitted[m].choice.get("candidates", [])) if (c := cells[0]) else 0,
-        }
-    return {
+    """The result document of an evaluated grid of cells (:func:`summarise_cells` adds the statistics)."""
+    doc = {
         "metrics": list(metrics),
         "select_metric": cfg.select_metric,
         "n_pretrain_seeds": n_enc,
@@ -292,8 +274,40 @@ def summarise(
             }
             for c, s in zip(cells, scores, strict=True)
         ],
-        "summary": summary,
-        "comparisons": comparisons,
-        "budget": budget,
         "figures": extras,
     }
+    return {**doc, **summarise_cells(doc, cfg.n_boot)}
+
+
+def summarise_cells(doc: dict[str, Any], n_boot: int = 10000) -> dict[str, Any]:
+    """Means, stds (ddof=1), paired ratio intervals and budgets from a result document's ``cells`` (so that a
+    stored ``results.json`` can be summarised again). The floor depends on the label draw only: its mean and
+    std are over the draws, not repeated per encoder."""
+    cells, metrics, sel = doc["cells"], doc["metrics"], doc["select_metric"]
+    draws, n_enc = doc["label_draws"], doc["n_pretrain_seeds"]
+    methods = [m for m in METHODS if m in cells[0]["test"]]
+    summary = {}
+    for m in methods:
+        rows = [c for c in cells if m != "floor" or c["pretrain_seed_index"] == 0]
+        summary[m] = {k: [finite(v) for v in mean_std(np.array([c["test"][m][k] for c in rows]))] for k in metrics}
+
+    def grid(m: str) -> np.ndarray:  # (P, D) of the selection metric, lower is better (R^2: 1 - R^2)
+        g = np.full((n_enc, len(draws)), np.nan)
+        for c in cells:
+            g[c["pretrain_seed_index"], draws.index(c["label_draw"])] = c["test"][m][sel]
+        return g if REGRESSION_METRICS[sel][1] else 1 - g
+
+    comparisons = {}
+    for m in (*SSL_METHODS, "random_init"):
+        if m in methods:
+            r = ratio_interval(grid("supervised"), grid(m), (SHORT[m], "supervised"), n_boot=n_boot)
+            comparisons[f"supervised/{m}"] = r.record(sel if REGRESSION_METRICS[sel][1] else f"1 - {sel}")
+    budget = {}
+    for m in methods:
+        if m != "floor":
+            budget[m] = {
+                "seconds": round(sum(c["seconds"][m] for c in cells), 1),
+                "steps": int(sum(c["choices"][m].get("steps", 0) for c in cells)),
+                "candidates": len(cells[0]["choices"][m].get("candidates", [])),
+            }
+    return {"summary": summary, "comparisons": comparisons, "budget": budget}

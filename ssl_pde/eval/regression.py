@@ -60,6 +60,11 @@ def valid_loss(metric: str) -> Callable[[Tensor, Tensor], float]:
     return lambda p, y: float(fn(p, y)) if lower else -float(fn(p, y))
 
 
+def _as_loss(metric: str) -> str:
+    """How a choice's ``valid`` score reads: the metric, or its negative for a higher-is-better one."""
+    return metric if REGRESSION_METRICS[metric][1] else f"-{metric}"
+
+
 @torch.no_grad()
 def embed(encoder: nn.Module, views: Any, s: Split, device: torch.device, batch: int = 256) -> Tensor:
     """Representations (N, D) float32 of the deterministic evaluation crops, the encoder in eval mode."""
@@ -117,7 +122,9 @@ def fit_ridge(
     def predict(s: Split) -> Tensor:
         return from_target(ridge_fit_predict(f_lab, z, features(s), lam).squeeze(-1).clamp(lo, hi), log_target)
 
-    return Fitted(predict, {"lambda": lam, "valid": scores[lam], "candidates": scores})
+    return Fitted(
+        predict, {"lambda": lam, "valid": scores[lam], "valid_metric": _as_loss(metric), "candidates": scores}
+    )
 
 
 def fit_mlp(
@@ -149,6 +156,7 @@ def fit_mlp(
         return net, lambda _: ((net(a).squeeze(-1) - t) ** 2).mean(), lambda: loss(decode(net(b)), valid.y)
 
     net, record = search(build, spec)
+    record["valid_metric"] = _as_loss(metric)
 
     @torch.no_grad()
     def predict(s: Split) -> Tensor:
@@ -221,6 +229,7 @@ def fit_network(
         return model, loss_fn, lambda: loss(decode(predict_network(model, views, valid, device)), valid.y)
 
     model, record = search(build, spec)
+    record["valid_metric"] = _as_loss(metric)
     model.requires_grad_(False)
     return Fitted(lambda s: decode(predict_network(model, views, s, device)), record)
 

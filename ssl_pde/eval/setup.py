@@ -31,14 +31,29 @@ ALLOWED_TARGETS = (
 )
 
 
+def _nested_target(x: Any, where: str) -> str | None:
+    """The location of any ``_target_`` key inside ``x`` (dicts and lists at any depth), or None."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if k == "_target_" or (hit := _nested_target(v, f"{where}.{k}")):
+                return f"{where}.{k}" if k == "_target_" else hit
+    elif isinstance(x, list | tuple):
+        for i, v in enumerate(x):
+            if hit := _nested_target(v, f"{where}[{i}]"):
+                return hit
+    return None
+
+
 def _build(cfg: dict[str, Any], what: str, path: Path) -> Any:
+    """Build an allowed class from an export's stored config: the top-level ``_target_`` must be one of
+    :data:`ALLOWED_TARGETS`, nothing below it may name anything to build, and Hydra does not recurse."""
     target = cfg.get("_target_")
     if target not in ALLOWED_TARGETS:
         raise UserError(f"{path}: {what} config names _target_={target!r}, not one of the project's classes")
-    nested = [k for k, v in cfg.items() if isinstance(v, dict) and "_target_" in v]
+    nested = _nested_target({k: v for k, v in cfg.items() if k != "_target_"}, what)
     if nested:
-        raise UserError(f"{path}: {what} config nests an object to build under {nested[0]!r}")
-    return hydra.utils.instantiate(cfg, _convert_="all")
+        raise UserError(f"{path}: {what} config nests an object to build at {nested}")
+    return hydra.utils.instantiate(cfg, _convert_="all", _recursive_=False)
 
 
 def load_encoder(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any], Callable[[], nn.Module]]:

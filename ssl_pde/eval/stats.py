@@ -1,10 +1,12 @@
 """Statistics of an evaluation over pretraining seeds x label draws (pure functions on numpy arrays).
 
 Scores are arranged as ``(P, D)`` arrays: P pretraining seeds (encoders), D label draws; a method that does
-not depend on pretraining still has one score per cell (trained with a seed of that cell), so every
-comparison is paired cell by cell. The interval of a ratio is a two-level bootstrap of the mean log-ratio:
-resample pretraining seeds with replacement, then, inside each drawn seed, label draws with replacement.
-With one pretraining seed only the label-draw level remains, and the interval says so.
+not depend on pretraining still has one score per cell, so every comparison is paired cell by cell. The
+design is crossed (label draw d is the same labelled subset for every encoder), so the interval of a ratio
+is a two-level bootstrap of the mean log-ratio that resamples pretraining seeds (rows) and label draws
+(columns) with replacement, the columns once per replicate and shared by every drawn row. With one
+pretraining seed only the label-draw level remains, and the interval says so; a single cell gives no
+interval and no verdict.
 """
 
 from __future__ import annotations
@@ -25,16 +27,16 @@ def mean_std(values: np.ndarray) -> tuple[float, float]:
 def bootstrap_log_mean(log_r: np.ndarray, n_boot: int = 10000, seed: int = 0) -> np.ndarray:
     """Two-level bootstrap replicates of the mean of ``log_r`` (P, D): (n_boot,) float64.
 
-    Each replicate draws P pretraining seeds with replacement, then for each drawn seed D label draws with
-    replacement from that seed's row, and averages the P x D drawn values. P == 1 keeps its only row (the
-    label-draw level alone)."""
+    Each replicate draws P pretraining seeds (rows) and D label draws (columns) with replacement, the same
+    columns for every drawn row (the draws are crossed with the seeds), and averages the P x D drawn values.
+    P == 1 keeps its only row (the label-draw level alone)."""
     a = np.asarray(log_r, dtype=np.float64)
     if a.ndim != 2 or a.size == 0:
         raise ValueError(f"expected a (P, D) array of log-ratios, got shape {a.shape}")
     p, d = a.shape
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, p, (n_boot, p)) if p > 1 else np.zeros((n_boot, 1), dtype=np.int64)
-    cols = rng.integers(0, d, (n_boot, p, d))
+    cols = rng.integers(0, d, (n_boot, 1, d))
     return a[rows[:, :, None], cols].mean(axis=(1, 2))
 
 
@@ -89,9 +91,16 @@ def ratio_interval(
     if b.shape != m.shape or b.ndim != 2:
         raise ValueError(f"paired (P, D) scores needed, got shapes {b.shape} and {m.shape}")
     log_r = np.log(b) - np.log(m)
+    if not np.isfinite(log_r).all():
+        raise ValueError(f"ratios need positive finite scores, got {b.ravel().tolist()} / {m.ravel().tolist()}")
+    levels = f"pretraining seeds and {inner}" if b.shape[0] > 1 else f"{inner} only (one pretraining seed)"
+    if log_r.size < 2:  # one cell: no spread to resample, no interval, no verdict
+        r = float(np.exp(log_r.mean()))
+        return RatioInterval(
+            r, float("nan"), float("nan"), NO_DIFFERENCE, "one cell: no interval", np.exp(log_r).tolist()
+        )
     reps = bootstrap_log_mean(log_r, n_boot, seed)
     q = (1 - level) / 2
     lo, hi = np.exp(np.quantile(reps, [q, 1 - q]))
     verdict = f"{names[0]} wins" if lo > 1 else f"{names[1]} wins" if hi < 1 else NO_DIFFERENCE
-    levels = f"pretraining seeds and {inner}" if b.shape[0] > 1 else f"{inner} only (one pretraining seed)"
     return RatioInterval(float(np.exp(log_r.mean())), float(lo), float(hi), verdict, levels, np.exp(log_r).tolist())

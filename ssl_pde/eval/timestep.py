@@ -19,7 +19,7 @@ through a wide condition. Metrics: :func:`~ssl_pde.metrics.rollout_nmse` and
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,7 +227,7 @@ class StepperCell:
     p: int
     seed: int
     models: dict[str, nn.Module]
-    cond_test: dict[str, Tensor | None]
+    cond_test: dict[str, Callable[[], Tensor | None]]
     choices: dict[str, dict[str, Any]]
 
 
@@ -276,17 +276,23 @@ def evaluate_timestep(
                 if variant in shared:
                     models[variant], conds[variant], choices[variant] = shared[variant]
                     continue
-                c = [
-                    conditions(variant, s, enc, wv, start=start, params=params, device=device)
-                    for s in (train, valid, test)
+                raw = [
+                    conditions(variant, s, enc, wv, start=start, params=params, device=device) for s in (train, valid)
                 ]
-                if c[0] is not None:
-                    dims = cfg.ssl_dims if variant == "ssl" else None
-                    (c[0], c[1]), (_, c[2]) = (reduce_conditions(c[0], x, dims) for x in (c[1], c[2]))
-                init_seed = (1000 * p if variant == "ssl" else 0) + int(seed)
-                build = make_stepper_builder(train, c[0], valid, c[1], cfg, start=start, seed=init_seed, device=device)
+                dims = cfg.ssl_dims if variant == "ssl" else None
+                c_train, c_valid = raw if raw[0] is None else reduce_conditions(raw[0], raw[1], dims)
+                init_seed = (1_000_003 * p if variant == "ssl" else 0) + int(seed)
+                build = make_stepper_builder(
+                    train, c_train, valid, c_valid, cfg, start=start, seed=init_seed, device=device
+                )
                 models[variant], choices[variant] = search(build, spec)
-                conds[variant] = c[2]
+
+                def cond_test(v=variant, e=enc, w=wv, fit=raw[0], d=dims) -> Tensor | None:
+                    """The test conditions, computed when the test split is read (after every choice)."""
+                    c = conditions(v, test, e, w, start=start, params=params, device=device)
+                    return None if c is None else reduce_conditions(fit, c, d)[1]
+
+                conds[variant] = cond_test
                 if variant != "ssl":
                     shared[variant] = (models[variant], conds[variant], choices[variant])
                 log.info(
@@ -318,15 +324,22 @@ def score_timestep_test(
         row = {"persistence": floor}
         for v, model in c.models.items():
             if id(model) not in done:  # a stepper shared by cells is scored once
-                pred, truth = rollout(model, test, c.cond_test[v], h, f, device=dev, start=start)
-                one = rollout(model, test, c.cond_test[v], h, f, device=dev, start=start, teacher_forced=True)
+                cond = c.cond_test[v]()
+                pred, truth = rollout(model, test, cond, h, f, device=dev, start=start)
+                one = rollout(model, test, cond, h, f, device=dev, start=start, teacher_forced=True)
                 done[id(model)] = ({**rollout_nmse(pred, truth), **one_step_metrics(*one)}, pred[:3], truth[:3])
             row[v] = done[id(model)][0]
             if i == 0:
                 figures[v], figures["truth"] = done[id(model)][1], done[id(model)][2]
         rows.append(row)
     variants = [v for v in VARIANTS if v in cells[0].models]
-    summary = {v: {k: list(mean_std(np.array([r[v][k] for r in rows]))) for k in METRICS} for v in variants}
+    summary = {  # none / param are shared by a seed's cells: their spread is over seeds, not repeated per encoder
+        v: {
+            k: list(mean_std(np.array([r[v][k] for r, c in zip(rows, cells, strict=True) if v == "ssl" or c.p == 0])))
+            for k in METRICS
+        }
+        for v in variants
+    }
     summary["persistence"] = {k: [floor[k], 0.0] for k in METRICS}
     seeds = sorted({c.seed for c in cells})
     p_count = max(c.p for c in cells) + 1

@@ -107,6 +107,7 @@ def train_early_stopped(
             model.eval()
             with torch.no_grad():
                 score = float(valid_fn())
+            score = score if math.isfinite(score) else math.inf  # a diverged run never beats a finite one
             curve.append((step, score))
             if score < best or best_state is None:
                 best, best_step, best_state, since = score, step, copy.deepcopy(model.state_dict()), 0
