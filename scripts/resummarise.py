@@ -1,11 +1,12 @@
-"""Summarise a stored regression ``results.json`` again with the current statistics.
+"""Summarise a stored ``results.json`` of ``ssl-pde-eval`` again with the current statistics.
 
     python scripts/resummarise.py runs/x/eval_regression_n64/results.json [--out DIR]
 
-Recomputes the summary (mean ± std, ddof=1), the paired ratio intervals and the budgets from the file's
-per-cell test scores and choices (``ssl_pde.eval.protocol.summarise_cells``), writes ``results.json``,
-``results.md`` and ``comparisons.png`` to ``--out`` (default: beside the input, which is then updated in
-place) and prints the table. Nothing is refitted and the test split is not read.
+Recomputes the summary (mean ± std, ddof=1), the paired ratio intervals (and for regression the budgets)
+from the file's per-cell test scores and choices (``ssl_pde.eval.protocol.summarise_cells``,
+``ssl_pde.eval.timestep.summarise_timestep_cells``), writes ``results.json`` and ``results.md`` (and for
+regression ``comparisons.png``) to ``--out`` (default: beside the input, which is then updated in place) and
+prints the table. Nothing is refitted and the test split is not read.
 """
 
 from __future__ import annotations
@@ -16,27 +17,36 @@ from pathlib import Path
 
 from ssl_pde.cli.common import fail
 from ssl_pde.eval import report
+from ssl_pde.eval.config import TimestepConfig
 from ssl_pde.eval.protocol import summarise_cells
+from ssl_pde.eval.timestep import summarise_timestep_cells
+from ssl_pde.eval.train import Search
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", type=Path, help="results.json of ssl-pde-eval task=regression")
+    ap.add_argument("results", type=Path, help="results.json of ssl-pde-eval")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     try:
         doc = json.loads(args.results.read_text())
-        result = doc["result"]
+        result, task = doc["result"], doc["task"]
         n_boot = doc["config"]["regression"]["n_boot"]
+        ts = doc["config"]["timestep"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        fail(f"{args.results}: not a regression results.json of ssl-pde-eval ({type(e).__name__}: {e})")
-    result.update(summarise_cells(result, n_boot))
+        fail(f"{args.results}: not a results.json of ssl-pde-eval ({type(e).__name__}: {e})")
     out = args.out or args.results.parent
     out.mkdir(parents=True, exist_ok=True)
+    if task == "regression":
+        result.update(summarise_cells(result, n_boot))
+        table, title = report.regression_table(doc), f"Regression: {doc['pde']}"
+        report.comparison_plot(out / "comparisons.png", result)
+    else:
+        result.update(summarise_timestep_cells(result))
+        cfg = TimestepConfig(**{**ts, "search": Search(**ts["search"])})
+        table, title = report.timestep_table(doc, cfg), f"Conditioned time-stepping: {doc['pde']}"
     (out / "results.json").write_text(json.dumps(doc, indent=2))
-    table = report.regression_table(doc)
-    (out / "results.md").write_text(f"# Regression: {doc['pde']}\n\n{table}\n")
-    report.comparison_plot(out / "comparisons.png", result)
+    (out / "results.md").write_text(f"# {title}\n\n{table}\n")
     print(table)
 
 

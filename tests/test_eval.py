@@ -200,6 +200,16 @@ def test_eval_cli_writes_results_and_refuses_bad_input(splits, tmp_path):
     cell = doc["result"]["cells"][0]
     assert set(cell["choices"]) == {"floor", "ssl_linear", "ssl_mlp", "ssl_finetune", "random_init", "supervised"}
     assert all("valid" in cell["choices"][m] for m in cell["choices"] if m != "floor")
+    # scripts/resummarise.py recomputes the statistics from the stored cells alone: the same numbers
+    spec = importlib.util.spec_from_file_location(
+        "resummarise", Path(__file__).parents[1] / "scripts" / "resummarise.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main([str(tmp_path / "out" / "results.json"), "--out", str(tmp_path / "again")])
+    again = json.loads((tmp_path / "again" / "results.json").read_text())["result"]
+    for key in ("summary", "comparisons", "budget"):
+        assert again[key] == doc["result"][key], key
     md = (tmp_path / "out" / "results.md").read_text()
     for needle in (
         "best constant (floor)",

@@ -332,22 +332,40 @@ def score_timestep_test(
             if i == 0:
                 figures[v], figures["truth"] = done[id(model)][1], done[id(model)][2]
         rows.append(row)
-    variants = [v for v in VARIANTS if v in cells[0].models]
-    summary = {  # none / param are shared by a seed's cells: their spread is over seeds, not repeated per encoder
+    doc = {
+        "rollout_start": start,
+        "frames": rows[0]["persistence"]["frames"],
+        "param_conditions": params,
+        "n_pretrain_seeds": n_enc,
+        "cells": [
+            {"pretrain_seed_index": c.p, "seed": c.seed, "test": r, "choices": c.choices}
+            for c, r in zip(cells, rows, strict=True)
+        ],
+        "figures": figures,
+    }
+    return {**doc, **summarise_timestep_cells(doc)}
+
+
+def summarise_timestep_cells(doc: dict[str, Any]) -> dict[str, Any]:
+    """Means, stds (ddof=1) and paired rollout-NMSE ratio intervals from a result document's ``cells``. The
+    ``none`` and ``param`` steppers are shared by a stepper seed's cells, so their spread is over seeds (the
+    first encoder's cells), not repeated per encoder; the persistence floor is one number."""
+    cells = doc["cells"]
+    variants = [v for v in VARIANTS if v in cells[0]["test"]]
+    summary = {
         v: {
-            k: list(mean_std(np.array([r[v][k] for r, c in zip(rows, cells, strict=True) if v == "ssl" or c.p == 0])))
+            k: list(mean_std(np.array([c["test"][v][k] for c in cells if v == "ssl" or c["pretrain_seed_index"] == 0])))
             for k in METRICS
         }
         for v in variants
     }
-    summary["persistence"] = {k: [floor[k], 0.0] for k in METRICS}
-    seeds = sorted({c.seed for c in cells})
-    p_count = max(c.p for c in cells) + 1
+    summary["persistence"] = {k: [cells[0]["test"]["persistence"][k], 0.0] for k in METRICS}
+    seeds = sorted({c["seed"] for c in cells})
 
-    def grid(v: str) -> np.ndarray:
-        g = np.full((p_count, len(seeds)), np.nan)
-        for c, r in zip(cells, rows, strict=True):
-            g[c.p, seeds.index(c.seed)] = r[v]["rollout_nmse"]
+    def grid(v: str) -> np.ndarray:  # (P, S): pretraining seeds x stepper seeds (crossed)
+        g = np.full((1 + max(c["pretrain_seed_index"] for c in cells), len(seeds)), np.nan)
+        for c in cells:
+            g[c["pretrain_seed_index"], seeds.index(c["seed"])] = c["test"][v]["rollout_nmse"]
         return g
 
     comparisons = {}
@@ -355,19 +373,7 @@ def score_timestep_test(
         if base in variants and meth in variants:
             r = ratio_interval(grid(base), grid(meth), (meth, base), inner="stepper seeds")
             comparisons[f"{base}/{meth}"] = r.record("rollout_nmse")
-    return {
-        "rollout_start": start,
-        "frames": rows[0][variants[0]]["frames"],
-        "param_conditions": params,
-        "n_pretrain_seeds": n_enc,
-        "cells": [
-            {"pretrain_seed_index": c.p, "seed": c.seed, "test": r, "choices": c.choices}
-            for c, r in zip(cells, rows, strict=True)
-        ],
-        "summary": summary,
-        "comparisons": comparisons,
-        "figures": figures,
-    }
+    return {"summary": summary, "comparisons": comparisons}
 
 
 def check_timestep(views: LieViews, train: Split, cfg: Any) -> None:
