@@ -37,6 +37,7 @@ from ssl_pde.models.timestepper import build_stepper
 log = logging.getLogger("ssl_pde.eval")
 Tensor = torch.Tensor
 VARIANTS = ("none", "param", "ssl")
+NAMES = {"none": "no conditioning", "param": "true parameters", "ssl": "SSL conditioning"}
 METRICS = ("rollout_nmse", "rollout_nmse_sum", "rollout_mse", "one_step_nmse", "one_step_mse")
 
 
@@ -371,7 +372,7 @@ def summarise_timestep_cells(doc: dict[str, Any]) -> dict[str, Any]:
     comparisons = {}
     for base, meth in (("none", "param"), ("none", "ssl"), ("param", "ssl")):
         if base in variants and meth in variants:
-            r = ratio_interval(grid(base), grid(meth), (meth, base), inner="stepper seeds")
+            r = ratio_interval(grid(base), grid(meth), (NAMES[meth], NAMES[base]), inner="stepper seeds")
             comparisons[f"{base}/{meth}"] = r.record("rollout_nmse")
     return {"summary": summary, "comparisons": comparisons}
 
