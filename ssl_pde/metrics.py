@@ -169,7 +169,7 @@ def rollout_errors(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def rollout_nmse(pred: Tensor, target: Tensor) -> dict[str, float]:
-    """DESIGN.md rollout metrics: the mean of e_k over frames and trajectories (``rollout_nmse``) and the
+    """The rollout metrics (docs/evaluation.md): the mean of e_k over frames and trajectories (``rollout_nmse``) and the
     sum over frames averaged over trajectories (``rollout_nmse_sum``, the LPSDA convention), with the
     number of predicted frames, and the plain MSE over every predicted value (``rollout_mse``, PDEArena's)."""
     e = rollout_errors(pred, target)

@@ -82,7 +82,7 @@ def test_smoke_writes_checkpoints_wandb_and_encoder(burgers_data, tmp_path):
     blob = Path(wandb_file).read_bytes()
     for needle in (b"train/invariance", b"val/probe_nmse", b"probe_param", b"VICRegModule"):
         assert needle in blob, needle
-    exported = torch.load(run / "encoder.pt", weights_only=False)
+    exported = torch.load(run / "encoder.pt", weights_only=True)
     enc = hydra.utils.instantiate(exported["encoder"])
     enc.load_state_dict(exported["state_dict"])
     assert isinstance(enc, ResNet18) and exported["pde"] == "burgers" and exported["augment"]["mode"] == "coords"
@@ -111,7 +111,7 @@ def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(tmp_path):
     assert (run / "checkpoints" / "last.ckpt").is_file()
     rows = _metrics(run)
     assert any(r["val/probe_nmse"] for r in rows) and any(r["train/loss"] for r in rows)
-    exported = torch.load(run / "encoder.pt", weights_only=False)
+    exported = torch.load(run / "encoder.pt", weights_only=True)
     assert exported["pde"] == "ns2d" and exported["probe_param"] == "buoyancy"
     assert exported["encoder"]["in_channels"] == 40 and exported["augment"]["crop_y"] == 32
     assert exported["augment"]["fields"] == ["vx", "vy"]
@@ -136,11 +136,11 @@ def test_resume_continues_steps_and_wandb_run(burgers_data, tmp_path):
     """ckpt_path=last restores the step count (and optimizer/scheduler) and reuses the W&B run id."""
     run = tmp_path / "run"
     assert _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}").returncode == 0
-    step0 = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    step0 = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     run_id = (run / "wandb_run_id.txt").read_text()
     res = _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}", "ckpt_path=last", "trainer.max_epochs=4")
     assert res.returncode == 0, res.stderr[-3000:]
-    ck = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    ck = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ck["global_step"] == 2 * step0 == 16 and ck["epoch"] >= 3
     assert "optimizer_states" in ck and "lr_schedulers" in ck
     runs = sorted(glob.glob(str(run / "wandb" / "offline-run-*")))
