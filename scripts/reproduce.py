@@ -182,8 +182,13 @@ class Runner:
             sys.exit(f"error: step {key} failed with exit status {res.returncode}: {shown}")
 
 
-def run_pde(pde: str, scale: dict, out: Path, device: str, run: Runner, seeds: list[int]) -> dict:
-    """All steps for one PDE with the encoders of pretraining ``seeds``; returns the paths of its results."""
+def run_pde(
+    pde: str, scale: dict, out: Path, device: str, run: Runner, seeds: list[int], pretrain_only: bool = False
+) -> dict:
+    """All steps for one PDE with the encoders of pretraining ``seeds``; returns the paths of its results.
+
+    ``pretrain_only`` stops after generation and pretraining (a chunk that leaves evaluation to a later call).
+    """
     data = out / pde / "data"
     for split, n in setting(scale, "splits", pde).items():
         run(
@@ -209,6 +214,8 @@ def run_pde(pde: str, scale: dict, out: Path, device: str, run: Runner, seeds: l
             args = [f"experiment={experiment}", f"data.dir={data}", f"run_dir={pre}", f"seed={seed}"]
             run(f"{pde}/pretrain_s{seed}", "pretrain", [*args, *setting(scale, "pretrain", pde), *resume])
     results = {"regression": {}, "timestep": {}}
+    if pretrain_only:
+        return results
     tag = "s" + "".join(map(str, seeds))
     ckpt = f"ckpt=[{','.join(map(str, encs))}]"
 
@@ -329,13 +336,18 @@ def main() -> None:
         help="pretraining seeds whose encoders are evaluated together (default: the scale's); a chunk "
         "of one seed pretrains it and evaluates it alone, a later call with all seeds reuses them",
     )
+    ap.add_argument(
+        "--pretrain-only",
+        action="store_true",
+        help="generate and pretrain only (a chunk: several seeds' encoders, evaluated together later)",
+    )
     args = ap.parse_args()
     out = args.out or Path("runs") / f"reproduce_{args.scale}"
     scale = SCALES[args.scale]
     runner = Runner(out, args.dry_run or args.summary_only, record=not args.summary_only)
     t0 = time.perf_counter()
     seeds = args.pretrain_seeds or scale["pretrain_seeds"]
-    paths = {pde: run_pde(pde, scale, out, args.device, runner, seeds) for pde in args.pdes}
+    paths = {pde: run_pde(pde, scale, out, args.device, runner, seeds, args.pretrain_only) for pde in args.pdes}
     if args.dry_run:
         return
     print("\n" + summarise(paths, out, args, runner, time.perf_counter() - t0))
