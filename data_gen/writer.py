@@ -29,6 +29,7 @@ import torch
 
 from data_gen.solvers.base import GeneratedBatch, TrajectoryGenerator
 from ssl_pde import __version__
+from ssl_pde.core.errors import UserError
 from ssl_pde.data.schema import SCHEMA_VERSION, SPLITS, SchemaError, validate_shard
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 SPLIT_ID = {name: i for i, name in enumerate(SPLITS)}
 
 
-class GenerationError(RuntimeError):
+class GenerationError(UserError):
     """Generation cannot produce valid data with these settings (too many rejected trajectories)."""
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from ssl_pde.core.errors import UserError
+
 Tensor = torch.Tensor
 
 
@@ -89,7 +91,7 @@ def best_constant(metric: str, y: Tensor) -> Tensor:
         return torch.stack([_weighted_median(y2[:, j], w) for j in range(y2.shape[1])])
     if metric == "log_mse":
         return torch.exp(torch.log(y2).mean(0))
-    raise ValueError(f"unknown regression metric {metric!r} (have: {', '.join(REGRESSION_METRICS)})")
+    raise UserError(f"unknown regression metric {metric!r} (have: {', '.join(REGRESSION_METRICS)})")
 
 
 def regression_scores(pred: Tensor, target: Tensor, metrics: tuple[str, ...] = ("nmse", "rel_l1", "mse", "r2")) -> dict:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ssl_pde.augment.lie import apply_group_element, invert_coordinates, splitting_sequence, suzuki_p
+from ssl_pde.core.errors import UserError
 from ssl_pde.pdes import PDES
 from ssl_pde.pdes.residual import relative_residual
 from tests.test_symmetries import burgers_exact
@@ -67,5 +68,5 @@ def test_composed_element_is_an_exact_symmetry(order):
 
 
 def test_bad_order_is_refused():
-    with pytest.raises(ValueError, match="order=3"):
+    with pytest.raises(UserError, match="order=3"):
         splitting_sequence(2, 3, 1)

@@ -16,6 +16,7 @@ import torch
 from data_gen.cli.generate import generate
 from ssl_pde.augment.lie import splitting_sequence
 from ssl_pde.augment.ns_views import NSViews
+from ssl_pde.core.errors import UserError
 from ssl_pde.data.datasets import PDEDataModule, TrajectoryDataset
 from ssl_pde.pdes import PDES
 from ssl_pde.pdes.ns2d import ns_residual
@@ -95,7 +96,7 @@ def test_fields_select_the_field_channels_and_the_encoder_width():
     e = vel.eval_view(u, t, x, y).reshape(2, 5, 3, 4, 5)
     assert torch.equal(e[:, 4], blocks(full.eval_view(u, t, x, y), 3)[4])
     for bad in (["vx", "pressure"], ["vx", "vx"], [], "vx"):
-        with pytest.raises(ValueError, match="field"):
+        with pytest.raises(UserError, match="field"):
             NSViews("ns2d", {}, fields=bad)
     assert NSViews("ns2d", {}, crop_t=3, fields=None).fields == ("smoke", "vx", "vy")  # None: all three
     assert compose_cfg("pretrain", ["experiment=ns2d_cpu"]).encoder.in_channels == 16 * 5  # default: vx, vy
@@ -121,9 +122,9 @@ def test_determinism_crops_inside_the_box_and_ablation():
         a, b = int(t0[i]), int(x0[i])
         assert torch.equal(p[4][i], u[i, a : a + 2, 1, b : b + 7])
         assert float(p[1][i].min()) >= float(x[i, 0]) - 1e-6 and float(p[1][i].max()) <= float(x[i, -1]) + 1e-6
-    with pytest.raises(ValueError, match="larger than the data"):
+    with pytest.raises(UserError, match="larger than the data"):
         NSViews("ns2d", {}, crop_t=2, crop_x=11, crop_y=4).view(u, t, x, y, gen())
-    with pytest.raises(ValueError, match="unknown generators"):
+    with pytest.raises(UserError, match="unknown generators"):
         NSViews("ns2d", {"galilean_boost": 0.1})
 
 
@@ -170,7 +171,7 @@ def test_eval_window_picks_the_frames():
     for window, t0 in (("start", 0), ("center", 2), ("end", 4)):
         v = blocks(NSViews("ns2d", ALL, crop_t=3, crop_x=6, crop_y=6, eval_window=window).eval_view(u, t, x, y), 3)
         assert torch.equal(v[3], u[:, t0 : t0 + 3, 0, 2:8, 3:9]), window
-    with pytest.raises(ValueError, match="unknown eval_window 'middle'"):
+    with pytest.raises(UserError, match="unknown eval_window 'middle'"):
         NSViews("ns2d", ALL, eval_window="middle")
 
 

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
+from ssl_pde.core.errors import DataError
 from ssl_pde.data.schema import SCHEMA_VERSION, SchemaError, list_shards, validate_shard
 from ssl_pde.pdes import PDES
 
@@ -116,7 +117,7 @@ def test_corrupt_values_are_caught_and_named(tiny_shards, tmp_path, value):
     if np.isfinite(value):
         return
     for preload in (True, False):
-        with pytest.raises(SchemaError, match=r"shard-00000.h5: non-finite values in /u of trajectory 1"):
+        with pytest.raises(DataError, match=r"shard-00000.h5: non-finite values in /u of trajectory 1"):
             ds = TrajectoryDataset(bad.parent, preload=preload)
             ds[1]
     assert check_values(list_shards(tiny_shards["ks"])[0]) == 4

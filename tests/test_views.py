@@ -11,6 +11,7 @@ import torch
 
 from ssl_pde.augment.lie import splitting_sequence
 from ssl_pde.augment.views import LieViews, interpolate
+from ssl_pde.core.errors import UserError
 from ssl_pde.pdes import PDES
 from ssl_pde.pdes.residual import transformed
 from tests.conftest import compose_cfg, tiny_generator
@@ -134,14 +135,14 @@ def test_resample_mode_is_the_transformed_solution_on_a_grid(names, crop_t):
 
 
 def test_resample_refuses_whole_line_generators():
-    with pytest.raises(ValueError, match="projective"):
+    with pytest.raises(UserError, match="projective"):
         _views(strengths={"projective": 0.1}, mode="resample")
 
 
 def test_bad_view_config():
-    with pytest.raises(ValueError, match="lorentz"):
+    with pytest.raises(UserError, match="lorentz"):
         _views(strengths={"lorentz": 0.1})
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(UserError, match="mode"):
         _views(mode="warp")
 
 
@@ -164,6 +165,6 @@ def test_views_of_generated_kdv_data():
 def test_resample_refuses_crops_longer_than_the_scaled_data():
     u, t, x, length = burgers_batch()
     views = _views(strengths={"scaling": 0.3}, mode="resample", crop_t=40)
-    with pytest.raises(ValueError, match="crop_t=40"):
+    with pytest.raises(UserError, match="crop_t=40"):
         for seed in range(5):  # some sample stretches time by up to e^{0.6}
             views.view(u, t, x, length, torch.Generator().manual_seed(seed))

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from data_gen.solvers import SOLVERS, ConfigError
 from data_gen.verify import estimate_time_error
-from data_gen.writer import GenerationError, existing_shard_status, generate_shard_data, plan_shards, write_shard
+from data_gen.writer import existing_shard_status, generate_shard_data, plan_shards, write_shard
 from ssl_pde.cli.common import UserError, hydra_entry, resolve_device
 from ssl_pde.data.schema import SPLITS, shard_path
 
@@ -163,7 +163,6 @@ def _generate_shards(cfg: DictConfig, gen, device, out_dir: Path, split_dir: Pat
 main = hydra_entry(
     "generate",
     generate,
-    (ConfigError, GenerationError),
     "interrupted: complete shards are kept; rerun the same command to resume",
 )
 

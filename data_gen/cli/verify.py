@@ -29,7 +29,6 @@ from omegaconf import DictConfig
 
 from data_gen.cli.generate import build_generator
 from data_gen.reference_ns2d import phiflow_available
-from data_gen.solvers import ConfigError
 from data_gen.verify import (
     ns2d_phiflow_agreement,
     ns2d_space_refinement,
@@ -229,7 +228,7 @@ def verify_and_report(cfg: DictConfig) -> None:
         print(f"report written to {out}", file=sys.stderr)
 
 
-main = hydra_entry("verify", verify_and_report, (ConfigError,))
+main = hydra_entry("verify", verify_and_report)
 
 if __name__ == "__main__":
     main()

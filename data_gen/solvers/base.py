@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from data_gen.spectral import SpectralSolution, solve_periodic_1d
+from ssl_pde.core.errors import UserError
 from ssl_pde.pdes import PDES, PDESpec
 
 Tensor = torch.Tensor
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """Settings that cannot produce valid data (bad value, unstable or under-resolved configuration)."""
 
 

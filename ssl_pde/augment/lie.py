@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ssl_pde.core.errors import UserError
 from ssl_pde.pdes.symmetry import Symmetry
 
 Tensor = torch.Tensor
@@ -34,10 +35,10 @@ def splitting_sequence(n: int, order: int = 2, steps: int = 1) -> list[tuple[int
     Adjacent factors of the same generator are merged (their flows compose additively).
 
     Raises:
-        ValueError: ``order`` not 1 or a positive even number, or ``steps < 1``.
+        UserError: ``order`` not 1 or a positive even number, or ``steps < 1``.
     """
     if steps < 1 or not (order == 1 or (order >= 2 and order % 2 == 0)):
-        raise ValueError(f"splitting order must be 1 or even >= 2 and steps >= 1, got order={order}, steps={steps}")
+        raise UserError(f"splitting order must be 1 or even >= 2 and steps >= 1, got order={order}, steps={steps}")
 
     def strang(tau: float) -> list[tuple[int, float]]:
         return [(i, tau / 2) for i in reversed(range(n))] + [(i, tau / 2) for i in range(n)]

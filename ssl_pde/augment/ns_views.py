@@ -48,6 +48,7 @@ from typing import Any
 import torch
 
 from ssl_pde.augment.lie import splitting_sequence
+from ssl_pde.core.errors import UserError
 from ssl_pde.pdes import PDES
 
 Tensor = torch.Tensor
@@ -64,19 +65,19 @@ def check_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
     if fields is None:
         return FIELDS
     if isinstance(fields, str):
-        raise ValueError(f"fields must be a list of field names, got the string {fields!r} (e.g. [vx, vy])")
+        raise UserError(f"fields must be a list of field names, got the string {fields!r} (e.g. [vx, vy])")
     fields = tuple(fields)
     bad = [f for f in fields if f not in FIELDS]
     if not fields or bad or len(set(fields)) != len(fields):
         what = f"unknown field {bad[0]!r}" if bad else f"fields must be distinct and non-empty, got {list(fields)}"
-        raise ValueError(f"{what} (choose from: {', '.join(FIELDS)})")
+        raise UserError(f"{what} (choose from: {', '.join(FIELDS)})")
     return fields
 
 
 def eval_window_start(window: str, n_frames: int, crop_t: int) -> int:
     """First frame of the ``crop_t``-frame evaluation window ``window`` (start, center, end) of ``n_frames``."""
     if window not in EVAL_WINDOWS:
-        raise ValueError(f"unknown eval_window {window!r} (choose from: {', '.join(EVAL_WINDOWS)})")
+        raise UserError(f"unknown eval_window {window!r} (choose from: {', '.join(EVAL_WINDOWS)})")
     return {"start": 0, "center": (n_frames - crop_t) // 2, "end": n_frames - crop_t}[window]
 
 
@@ -126,18 +127,18 @@ class NSViews:
         self.fields = check_fields(fields)
         spec = PDES[pde]
         if spec.n_spatial_dims != 2:
-            raise ValueError(f"NSViews needs a 2D PDE, {pde} has {spec.n_spatial_dims} spatial dimension(s)")
+            raise UserError(f"NSViews needs a 2D PDE, {pde} has {spec.n_spatial_dims} spatial dimension(s)")
         unknown = sorted(set(strengths) - set(spec.symmetries))
         if unknown:
-            raise ValueError(f"unknown generators {unknown} for {pde} (have: {', '.join(spec.symmetries)})")
+            raise UserError(f"unknown generators {unknown} for {pde} (have: {', '.join(spec.symmetries)})")
         if mode not in MODES:
-            raise ValueError(f"unknown view mode {mode!r} for {pde} (choose from: {', '.join(MODES)})")
+            raise UserError(f"unknown view mode {mode!r} for {pde} (choose from: {', '.join(MODES)})")
         for name, s in strengths.items():
             if not (math.isfinite(s) and s >= 0):
-                raise ValueError(f"strength of {name} must be >= 0, got {s!r}")
+                raise UserError(f"strength of {name} must be >= 0, got {s!r}")
         for name, c in (("crop_t", crop_t), ("crop_x", crop_x), ("crop_y", crop_y)):
             if c < 1:
-                raise ValueError(f"{name} must be >= 1, got {c}")
+                raise UserError(f"{name} must be >= 1, got {c}")
         eval_window_start(eval_window, crop_t, crop_t)  # validates eval_window
         splitting_sequence(1, order, steps)  # validates order and steps
         self.pde = pde
@@ -153,7 +154,7 @@ class NSViews:
         """Channels of a view: ``crop_t * (3 coordinates + number of fields)`` in ``coords`` mode (fields: all
         three when None)."""
         if mode not in MODES:
-            raise ValueError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
+            raise UserError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
         return int(crop_t) * (N_COORDS + len(check_fields(fields)))
 
     @property
@@ -194,7 +195,7 @@ class NSViews:
             raise ValueError(f"expected u of shape (B, T, {N_FIELDS}, X, Y), got {tuple(u.shape)}")
         _, nt, _, nx, ny = u.shape
         if self.crop_t > nt or self.crop_x > nx or self.crop_y > ny:
-            raise ValueError(
+            raise UserError(
                 f"crop ({self.crop_t}, {self.crop_x}, {self.crop_y}) larger than the data ({nt}, {nx}, {ny})"
             )
 

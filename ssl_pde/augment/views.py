@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ssl_pde.augment.lie import apply_group_element, invert_coordinates
+from ssl_pde.core.errors import UserError
 from ssl_pde.pdes import PDES
 
 Tensor = torch.Tensor
@@ -59,18 +60,18 @@ class LieViews:
         spec = PDES[pde]
         unknown = sorted(set(strengths) - set(spec.symmetries))
         if unknown:
-            raise ValueError(f"unknown generators {unknown} for {pde} (have: {', '.join(spec.symmetries)})")
+            raise UserError(f"unknown generators {unknown} for {pde} (have: {', '.join(spec.symmetries)})")
         if mode not in MODES:
-            raise ValueError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
+            raise UserError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
         for name, s in strengths.items():
             if not (math.isfinite(s) and s >= 0):
-                raise ValueError(f"strength of {name} must be >= 0, got {s!r}")
+                raise UserError(f"strength of {name} must be >= 0, got {s!r}")
         self.pde = pde
         self.names = [n for n in spec.symmetries if strengths.get(n, 0.0) > 0]
         if mode == "resample":
             bad = [n for n in self.names if "whole line" in spec.symmetries[n].boundary]
             if bad:
-                raise ValueError(f"resample mode needs periodic-preserving generators; {bad} are whole-line only")
+                raise UserError(f"resample mode needs periodic-preserving generators; {bad} are whole-line only")
         self.symmetries = [spec.symmetries[n] for n in self.names]
         self.strengths = torch.tensor([float(strengths[n]) for n in self.names], dtype=torch.float64)
         self.mode, self.crop_t, self.crop_x = mode, crop_t, crop_x
@@ -95,7 +96,7 @@ class LieViews:
     def view_channels(mode: str, crop_t: int | None = None) -> int:
         """Channels of a view: 3 (t', x', u') in ``coords`` mode, 1 (u~) in ``resample`` mode."""
         if mode not in MODES:
-            raise ValueError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
+            raise UserError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
         return 3 if mode == "coords" else 1
 
     @property
@@ -115,7 +116,7 @@ class LieViews:
 
     def _crop_starts(self, b: int, nt: int, nx: int, generator: torch.Generator, device) -> tuple[Tensor, Tensor]:
         if self.crop_t > nt or self.crop_x > nx:
-            raise ValueError(f"crop ({self.crop_t}, {self.crop_x}) larger than the data ({nt}, {nx})")
+            raise UserError(f"crop ({self.crop_t}, {self.crop_x}) larger than the data ({nt}, {nx})")
         gd = generator.device
         t0 = torch.randint(0, nt - self.crop_t + 1, (b,), generator=generator, device=gd).to(device)
         x0 = torch.randint(0, nx, (b,), generator=generator, device=gd).to(device)  # periodic: wraps around
@@ -183,7 +184,7 @@ class LieViews:
         tg, xg = torch.broadcast_tensors(tg, xg)
         tpre, xpre = invert_coordinates(self.symmetries, eps, tg, xg, self.order, self.steps, **p)
         if bool((tpre[:, 0, 0] < t[:, 0].to(f64) - 1e-9 * dt[:, 0, 0]).any()):
-            raise ValueError(
+            raise UserError(
                 f"crop_t={self.crop_t} is too long for the time scalings sampled: pre-images leave the data"
             )
         upre = interpolate(u.to(f64), t.to(f64), length.to(dev, f64), x.to(f64)[:, 0], tpre, xpre, self.time_degree)
@@ -197,7 +198,7 @@ class LieViews:
         """
         _, nt, nx = u.shape
         if self.crop_t > nt or self.crop_x > nx:
-            raise ValueError(f"crop ({self.crop_t}, {self.crop_x}) larger than the data ({nt}, {nx})")
+            raise UserError(f"crop ({self.crop_t}, {self.crop_x}) larger than the data ({nt}, {nx})")
         t0 = (nt - self.crop_t) // 2
         uc = u[:, t0 : t0 + self.crop_t, : self.crop_x]
         if self.mode == "resample":

@@ -54,13 +54,13 @@ def check_group_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
 def hydra_entry(
     config_name: str,
     task: Callable[[DictConfig], Any],
-    errors: tuple[type[BaseException], ...] = (),
     on_interrupt: str = "interrupted",
 ) -> Callable[[], None]:
     """Console-script entry point running ``task`` as a Hydra application on ``configs/<config_name>.yaml``.
 
-    ``UserError`` and the given ``errors`` end as one line with exit status 2, also when a constructor Hydra
-    instantiates raises them (the cause of its InstantiationException); Ctrl-C prints
+    ``UserError`` (and its subclasses: schema, data, configuration errors) ends as one line with exit status
+    2, also when a constructor Hydra instantiates raises it (the cause of its InstantiationException); any
+    other exception is a bug and keeps its traceback (exit 1); Ctrl-C prints
     ``on_interrupt`` and exits with 130; composition errors exit with 2 (:func:`run_hydra_app`).
     """
     started = [False]
@@ -70,10 +70,10 @@ def hydra_entry(
         started[0] = True
         try:
             task(cfg)
-        except (UserError, *errors) as e:
+        except UserError as e:
             fail(str(e))
         except InstantiationException as e:  # a config value a constructor refused: that error, one line
-            if isinstance(e.__cause__, (UserError, *errors)):
+            if isinstance(e.__cause__, UserError):
                 fail(str(e.__cause__))
             raise
         except KeyboardInterrupt:

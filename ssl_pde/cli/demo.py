@@ -22,7 +22,7 @@ import numpy as np
 from omegaconf import DictConfig, open_dict
 
 from ssl_pde.cli.common import hydra_entry
-from ssl_pde.data.schema import SchemaError, list_shards, validate_shard
+from ssl_pde.data.schema import list_shards, validate_shard
 
 log = logging.getLogger("ssl_pde.demo")
 
@@ -152,14 +152,7 @@ def run_demo(cfg: DictConfig) -> dict:
     return summary
 
 
-def _errors() -> tuple[type[BaseException], ...]:
-    from data_gen.solvers import ConfigError
-    from data_gen.writer import GenerationError
-
-    return (ConfigError, GenerationError, SchemaError, FloatingPointError, FileNotFoundError)
-
-
-main = hydra_entry("demo", run_demo, _errors(), "interrupted: rerun ssl-pde-demo to resume")
+main = hydra_entry("demo", run_demo, "interrupted: rerun ssl-pde-demo to resume")
 
 if __name__ == "__main__":
     main()

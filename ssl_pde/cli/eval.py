@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 import ssl_pde.config  # noqa: F401
 from ssl_pde.cli.common import hydra_entry, resolve_device
 from ssl_pde.core.errors import UserError
-from ssl_pde.data.schema import SchemaError
 from ssl_pde.eval import report
 from ssl_pde.eval.config import EvalConfig, to_eval_config
 from ssl_pde.eval.setup import EvalInputs, load_inputs
@@ -115,7 +114,7 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
     return tasks[cfg.task](cfg)
 
 
-main = hydra_entry("eval", run_task, (SchemaError, ValueError))
+main = hydra_entry("eval", run_task)
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ Writes ``run_dir/checkpoints/{last,best}.ckpt``, W&B (offline) and CSV logs, the
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,12 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import ssl_pde.config  # noqa: F401  (registers the config resolvers)
 from ssl_pde.cli.common import hydra_entry
 from ssl_pde.core.errors import UserError
-from ssl_pde.data.schema import SchemaError
 
 log = logging.getLogger("ssl_pde.pretrain")
 
@@ -62,7 +63,7 @@ def resolve_ckpt(cfg: DictConfig, run_dir: Path) -> str | None:
             "from elsewhere is a pickle that could run code (share encoders as encoder.pt exports)"
         )
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} not found (ckpt_path={cfg.ckpt_path})")
+        raise UserError(f"checkpoint {str(path)!r} not found (ckpt_path={cfg.ckpt_path})")
     return str(path)
 
 
@@ -81,39 +82,83 @@ def export_encoder(model: torch.nn.Module, cfg: DictConfig, path: Path) -> None:
     )
 
 
-def pretrain(cfg: DictConfig) -> dict[str, Any]:
-    """Build everything from the config, fit, export; return the final logged metrics."""
-    views = hydra.utils.instantiate(cfg.augment)  # first: it validates the views before anything is written
-    run_dir = Path(cfg.run_dir)
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a ``run_dir`` that is a file, or whose nearest existing ancestor is a file or not writable."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"run_dir {str(run_dir)!r} is a file, not a directory")
+    parent = run_dir
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"run_dir {str(run_dir)!r} lies under {str(parent)!r}, which is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"run_dir {str(run_dir)!r} cannot be created: {str(parent)!r} is not writable")
+
+
+def _start_run_dir(cfg: DictConfig, run_dir: Path) -> logging.Handler:
+    """Create ``run_dir`` with the resolved ``config.yaml`` and the command's overrides; log to ``pretrain.log``.
+
+    Called only after every check has passed, so a refused run leaves nothing behind. Returns the log file's
+    handler (appending: a resumed run's log continues the first one's).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    L.seed_everything(cfg.seed, workers=True)
+    if HydraConfig.initialized():
+        (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(list(HydraConfig.get().overrides.task)))
+    handler = logging.FileHandler(run_dir / "pretrain.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    for name in ("ssl_pde", "lightning"):
+        logging.getLogger(name).addHandler(handler)
+    return handler
+
+
+def pretrain(cfg: DictConfig) -> dict[str, Any]:
+    """Build everything from the config, fit, export; return the final logged metrics.
+
+    Every check that can refuse the run (views, run directory, checkpoint, data) comes before anything is
+    written: a refused run leaves no run directory, log or W&B run.
+    """
+    views = hydra.utils.instantiate(cfg.augment)
+    run_dir = Path(cfg.run_dir)
+    check_run_dir(run_dir)
     ckpt = resolve_ckpt(cfg, run_dir)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
-    encoder = hydra.utils.instantiate(cfg.encoder)
-    if cfg.compile:
-        encoder = torch.compile(encoder)
-    model = hydra.utils.instantiate(
-        cfg.method, encoder=encoder, views=views, optimizer=hydra.utils.instantiate(cfg.optim)
-    )
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=build_loggers(cfg, run_dir), callbacks=callbacks)
-    log.info("pretraining %s on %d trajectories, run_dir %s", cfg.pde.name, len(datamodule.train_set), run_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
-    for lg in trainer.loggers:  # close this run's W&B run, so that a later W&B run in this process is its own
-        if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero and lg._experiment is not None:
-            lg.experiment.finish()
-    if cfg.export_encoder and trainer.is_global_zero:
-        export_encoder(model, cfg, run_dir / "encoder.pt")
-        log.info("encoder exported to %s", run_dir / "encoder.pt")
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    handler = _start_run_dir(cfg, run_dir)
+    try:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        encoder = hydra.utils.instantiate(cfg.encoder)
+        if cfg.compile:
+            encoder = torch.compile(encoder)
+        model = hydra.utils.instantiate(
+            cfg.method, encoder=encoder, views=views, optimizer=hydra.utils.instantiate(cfg.optim)
+        )
+        callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+        trainer = hydra.utils.instantiate(cfg.trainer, logger=build_loggers(cfg, run_dir), callbacks=callbacks)
+        log.info(
+            "pretraining %s on %d trajectories (seed %d), run_dir %s",
+            cfg.pde.name,
+            len(datamodule.train_set),
+            cfg.seed,
+            run_dir,
+        )
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+        for lg in trainer.loggers:  # close this run's W&B run, so that a later W&B run in this process is its own
+            if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero and lg._experiment is not None:
+                lg.experiment.finish()
+        if cfg.export_encoder and trainer.is_global_zero:
+            export_encoder(model, cfg, run_dir / "encoder.pt")
+            log.info("encoder exported to %s", run_dir / "encoder.pt")
+        return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    finally:
+        for name in ("ssl_pde", "lightning"):
+            logging.getLogger(name).removeHandler(handler)
+        handler.close()
 
 
 main = hydra_entry(
     "pretrain",
     pretrain,
-    (SchemaError, FileNotFoundError, FloatingPointError, ValueError),
     "interrupted: resume with ckpt_path=last",
 )
 

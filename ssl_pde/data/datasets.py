@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
+from ssl_pde.core.errors import DataError
 from ssl_pde.data.schema import SchemaError, list_shards, validate_shard
 
 Tensor = torch.Tensor
@@ -140,7 +141,7 @@ def _check_finite(u: np.ndarray, path: Path, first: int = 0) -> None:
     bad = ~np.isfinite(u).reshape(len(u), -1).all(axis=1)
     if bad.any():
         idx = [first + int(i) for i in np.flatnonzero(bad)[:8]]
-        raise SchemaError(
+        raise DataError(
             f"{path}: non-finite values in /u of trajectory {idx[0]}" + (f" (and {idx[1:]})" if idx[1:] else "")
         )
 

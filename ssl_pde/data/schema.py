@@ -27,6 +27,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ssl_pde.core.errors import UserError
 from ssl_pde.pdes import PDES
 
 SCHEMA_VERSION = 1
@@ -48,7 +49,7 @@ REQUIRED_ATTRS = (
 SPATIAL_NAMES = ("x", "y")
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError):
     """A file does not follow the schema (missing data, wrong version, incomplete)."""
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from ssl_pde.augment.ns_views import NSViews
 from ssl_pde.augment.views import LieViews
+from ssl_pde.core.errors import DataError, DivergenceError
 from ssl_pde.losses.vicreg import vicreg_loss
 from ssl_pde.metrics import rankme, ridge_probe
 
@@ -78,7 +79,7 @@ class VICRegModule(L.LightningModule):
         u = args[0]
         if not torch.isfinite(u).all():
             bad = batch["index"][~torch.isfinite(u).flatten(1).all(1)].tolist()
-            raise FloatingPointError(f"non-finite values in the input data (trajectory indices {bad[:8]})")
+            raise DataError(f"non-finite values in the input data (trajectory indices {bad[:8]})")
         fmt = torch.channels_last if u.is_cuda else torch.contiguous_format
         if self.trainer is not None and self.trainer.training:
             gen = torch.Generator(device=u.device)
@@ -130,7 +131,7 @@ class VICRegModule(L.LightningModule):
         terms = vicreg_loss(z1, z2, self.hparams.sim_coeff, self.hparams.std_coeff, self.hparams.cov_coeff)
         loss = terms["loss"]
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise DivergenceError(
                 f"non-finite VICReg loss at step {self.global_step} "
                 f"(invariance {float(terms['invariance']):.3g}, variance {float(terms['variance']):.3g}, "
                 f"covariance {float(terms['covariance']):.3g}); lower the learning rate or check the data"

@@ -23,6 +23,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from ssl_pde.core.errors import UserError
+
 Tensor = torch.Tensor
 KERNELS = (3, 5, 5, 7, 7, 9, 9, 15)
 
@@ -240,7 +242,7 @@ class UNetStepper(nn.Module):
             raise ValueError("a conditioned stepper needs cond, an unconditioned one takes none")
         b, _, c, nx, ny = u.shape
         if nx % 4 or ny % 4:
-            raise ValueError(f"UNetStepper needs X and Y divisible by 4, got {nx} x {ny}")
+            raise UserError(f"UNetStepper needs X and Y divisible by 4, got {nx} x {ny}")
         gx = torch.linspace(0, 1, nx, device=u.device, dtype=u.dtype)[:, None].expand(nx, ny)
         gy = torch.linspace(0, 1, ny, device=u.device, dtype=u.dtype)[None, :].expand(nx, ny)
         h = self.lift(torch.cat([u.reshape(b, -1, nx, ny), torch.stack([gx, gy]).expand(b, 2, nx, ny)], dim=1))
@@ -271,7 +273,7 @@ def build_stepper(
 ) -> nn.Module:
     """A stepper by name (``"cnn"``, ``"fno"`` or ``"unet"``; ``fields`` is used by the 2D U-Net)."""
     if arch not in STEPPERS:
-        raise ValueError(f"unknown stepper arch {arch!r} (available: {', '.join(STEPPERS)})")
+        raise UserError(f"unknown stepper arch {arch!r} (available: {', '.join(STEPPERS)})")
     extra = {"fields": fields} if arch in STEPPERS_2D else {}
     return STEPPERS[arch](
         history=history, future=future, width=width, cond_dim=cond_dim, cond_hidden=cond_hidden, **extra
