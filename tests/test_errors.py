@@ -13,7 +13,7 @@ from hydra.errors import InstantiationException
 
 from data_gen.solvers import ConfigError
 from data_gen.writer import GenerationError
-from ssl_pde.cli.common import hydra_entry
+from ssl_pde.cli.common import check_overrides, hydra_entry
 from ssl_pde.core.errors import DataError, DivergenceError, UserError
 from ssl_pde.data.schema import SchemaError
 
@@ -59,3 +59,29 @@ def test_bugs_keep_their_traceback(monkeypatch, capsys, exc):
     code, err = _run(monkeypatch, capsys, exc)
     assert code == 1
     assert type(exc).__name__ in err and "error: " not in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "config, override, message",
+    [
+        (
+            "pretrain",
+            "trainer.max_epochz=3",
+            "error: unknown setting 'trainer.max_epochz' in trainer.max_epochz=3 (did you mean trainer.max_epochs",
+        ),
+        ("generate", "num_sample=3", "error: unknown setting 'num_sample' in num_sample=3 (did you mean num_samples?)"),
+        ("eval", "regression.n_lables=3", "did you mean regression.n_labels"),
+        ("pretrain", "seed=[1", "error: bad override: no viable alternative at input '[1'"),
+        ("pretrain", "pde=kdv,ks", "error: bad override: Ambiguous value for argument 'pde=kdv,ks'"),
+    ],
+)
+def test_misspelt_or_malformed_overrides_are_one_line(capsys, config, override, message):
+    with pytest.raises(SystemExit) as info:
+        check_overrides(config, [override])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_valid_overrides_pass_the_check():
+    check_overrides("pretrain", ["trainer.max_epochs=3", "+extra=1", "experiment=ks_vicreg", "seed=4"])
+    check_overrides("pretrain", ["-m", "seed=0,1,2"])  # sweeps are Hydra's

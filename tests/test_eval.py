@@ -238,6 +238,11 @@ def test_eval_cli_writes_results_and_refuses_bad_input(splits, tmp_path):
     ):
         bad = _eval(*args, *common)
         assert bad.returncode == 2 and msg in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    bad = _eval(f"ckpt={ckpt}", f"data.dir={root}", *TINY_EVAL, f"out_dir={afile}")  # refused before any work
+    assert bad.returncode == 2 and "is a file, not a directory" in bad.stderr and bad.stderr.count("\n") == 1
+    assert afile.read_text() == "x"
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")

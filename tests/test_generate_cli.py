@@ -156,14 +156,16 @@ def test_unstable_or_under_resolved_settings_fail_cleanly(tmp_path, pde, solver,
     assert not (tmp_path / "out").exists()
 
 
-def test_unwritable_out_dir(tmp_path):
-    """An output directory that cannot be created is refused before any work."""
+@pytest.mark.parametrize("sub, message", [("", "is a file, not a directory"), ("/sub", "which is a file")])
+def test_out_dir_that_is_a_file(tmp_path, sub, message):
+    """An output directory that is a file, or lies under one, is refused before any work, and said so."""
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a directory")
     res = subprocess.run(
-        [*CLI, *tiny_overrides("ks"), f"out_dir={blocker}/sub", "num_samples=2"], capture_output=True, text=True
+        [*CLI, *tiny_overrides("ks"), f"out_dir={blocker}{sub}", "num_samples=2"], capture_output=True, text=True
     )
-    assert res.returncode == 2 and "not writable" in res.stderr and res.stderr.count("\n") == 1
+    assert res.returncode == 2 and message in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert blocker.read_text() == "not a directory"
 
 
 def test_refuses_to_mix_settings(tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from data_gen.solvers import SOLVERS, ConfigError
 from data_gen.verify import estimate_time_error
 from data_gen.writer import existing_shard_status, generate_shard_data, plan_shards, write_shard
 from ssl_pde.cli.common import UserError, hydra_entry, resolve_device
+from ssl_pde.core.paths import check_output_dir
 from ssl_pde.data.schema import SPLITS, shard_path
 
 log = logging.getLogger("ssl_pde.generate")
@@ -38,15 +38,6 @@ def build_generator(solver_cfg: DictConfig):
         if isinstance(cause, ConfigError | TypeError):
             raise ConfigError(f"solver: {cause}") from None
         raise
-
-
-def check_out_dir(out_dir: Path) -> None:
-    """Refuse an output directory that cannot be created or written, before any work."""
-    probe_dir = out_dir
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
-        raise UserError(f"output directory {str(out_dir)!r} is not writable ({str(probe_dir)!r})")
 
 
 def generate(cfg: DictConfig) -> list[Path]:
@@ -69,7 +60,7 @@ def generate(cfg: DictConfig) -> list[Path]:
         raise UserError(f"solver {cfg.solver._target_} solves {gen.pde!r}, not pde={pde!r}")
     device = resolve_device(cfg.device)
     out_dir = Path(cfg.out_dir)
-    check_out_dir(out_dir)
+    check_output_dir(out_dir, "out_dir")
     err = estimate_time_error(gen, np.arange(2, dtype=np.int64) + cfg.seed, str(device))
     if not err <= cfg.max_time_error:
         raise ConfigError(

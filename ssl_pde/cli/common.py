@@ -7,6 +7,7 @@ anything else that goes wrong inside a command is a bug and keeps Hydra's traceb
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 from collections.abc import Callable
@@ -16,13 +17,21 @@ from typing import Any, NoReturn
 import hydra
 import torch
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ssl_pde import CONFIG_DIR
 from ssl_pde.core.errors import UserError
 
 log = logging.getLogger("ssl_pde")
-__all__ = ["UserError", "check_group_choices", "fail", "hydra_entry", "resolve_device", "run_hydra_app"]
+__all__ = [
+    "UserError",
+    "check_group_choices",
+    "check_overrides",
+    "fail",
+    "hydra_entry",
+    "resolve_device",
+    "run_hydra_app",
+]
 
 
 def fail(message: str) -> NoReturn:
@@ -49,6 +58,50 @@ def check_group_choices(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
             v = v.strip()
             if v and v != "null" and v not in options:
                 fail(f"unknown {key} {v!r} (choose from: {', '.join(options)})")
+
+
+def _keys(node: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of a plain config container (``hydra`` and private ``_x_`` keys left out)."""
+    out = []
+    for k, v in node.items() if isinstance(node, dict) else ():
+        if k == "hydra" or str(k).startswith("_"):
+            continue
+        out.append(f"{prefix}{k}")
+        out += _keys(v, f"{prefix}{k}.")
+    return out
+
+
+def check_overrides(config_name: str, argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
+    """Compose ``config_name`` with the command-line overrides once, before Hydra runs, so that a misspelt key or
+    a malformed override is one line naming it (with the closest keys), exit status 2.
+
+    Multirun and flag invocations (``-m``, ``--cfg``, ``--help``) are left to Hydra.
+    """
+    if any(a.startswith("-") for a in argv):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    overrides = [a for a in argv if "=" in a or a.startswith(("~", "+"))]
+    with initialize_config_dir(str(config_dir), version_base="1.3"):
+        try:
+            compose(config_name, overrides)
+            return
+        except HydraException as e:
+            error = e
+        cause = error.__cause__
+        if isinstance(cause, ConfigAttributeError | ConfigKeyError) and "not in struct" in str(cause):
+            bad = next(a for a in overrides if f"'{a.partition('=')[0].lstrip('+~')}'" in str(error))
+            key = bad.partition("=")[0]
+            base = compose(config_name, [a for a in overrides if a != bad])
+            keys = _keys(OmegaConf.to_container(base, resolve=False, throw_on_missing=False))
+            close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(close)}?" if close else f"see ssl-pde-{config_name} --cfg job"
+            fail(f"unknown setting {key!r} in {bad} ({hint})")
+    lines = str(error).split("\n")
+    lines = lines[: next((i for i, ln in enumerate(lines) if ln.startswith(("Config search path", "See "))), None)]
+    fail("bad override: " + "; ".join(ln.strip() for ln in lines if ln.strip()))
 
 
 def hydra_entry(
@@ -81,6 +134,8 @@ def hydra_entry(
             sys.exit(130)
 
     def main() -> None:
+        check_group_choices(sys.argv[1:])
+        check_overrides(config_name, sys.argv[1:])
         run_hydra_app(_main, started)
 
     return main

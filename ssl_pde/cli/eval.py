@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 import ssl_pde.config  # noqa: F401
 from ssl_pde.cli.common import hydra_entry, resolve_device
 from ssl_pde.core.errors import UserError
+from ssl_pde.core.paths import check_output_dir
 from ssl_pde.eval import report
 from ssl_pde.eval.config import EvalConfig, to_eval_config
 from ssl_pde.eval.setup import EvalInputs, load_inputs
@@ -58,13 +59,13 @@ def run_regression(raw: DictConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     cfg = to_eval_config(raw)
+    out = _out(cfg)
     inp = _inputs(cfg)
     result = evaluate_regression(
         inp.encoders, inp.fresh, inp.views, inp.splits, cfg.regression, log_target=inp.log_target, device=inp.device
     )
     doc, figures = _doc(cfg, raw, inp, result, t0)
     doc["n_labels"] = cfg.regression.n_labels
-    out = _out(cfg, inp)
     out.mkdir(parents=True, exist_ok=True)
     figs = report.regression_plots(out, inp.splits["test"].y, figures, inp.param, inp.log_target)
     figs.append(report.comparison_plot(out / "comparisons.png", result))
@@ -87,13 +88,13 @@ def run_timestep(raw: DictConfig) -> dict[str, Any]:
     bad = [v for v in ts.variants if v not in ("none", "param", "ssl")]
     if bad:
         raise UserError(f"unknown timestep variant {bad[0]!r} (choose from: none, param, ssl)")
+    out = _out(cfg)
     inp = _inputs(cfg)
     dyn = PDES[inp.pde].dynamics_params if inp.pde in PDES else ()
     check_timestep(inp.views, inp.splits["train"], ts)
     result = evaluate_timestep(inp.encoders, inp.views, inp.splits, ts, dyn, inp.device)
     doc, figures = _doc(cfg, raw, inp, result, t0)
     doc["n_train"] = min(ts.n_train, len(inp.splits["train"]))
-    out = _out(cfg, inp)
     out.mkdir(parents=True, exist_ok=True)
     fig = report.plot_rollouts(out / "rollouts.png", figures)
     report.write_results(
@@ -102,8 +103,11 @@ def run_timestep(raw: DictConfig) -> dict[str, Any]:
     return doc
 
 
-def _out(cfg: EvalConfig, inp: EvalInputs) -> Path:
-    return Path(cfg.out_dir) if cfg.out_dir else inp.ckpts[0].parent / f"eval_{cfg.task}"
+def _out(cfg: EvalConfig) -> Path:
+    """The output directory (default: ``eval_<task>`` beside the first encoder), checked before any work."""
+    out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.ckpts[0]).parent / f"eval_{cfg.task}"
+    check_output_dir(out, "out_dir")
+    return out
 
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:

@@ -11,7 +11,6 @@ Writes ``run_dir/checkpoints/{last,best}.ckpt``, W&B (offline) and CSV logs, the
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 import ssl_pde.config  # noqa: F401  (registers the config resolvers)
 from ssl_pde.cli.common import hydra_entry
 from ssl_pde.core.errors import UserError
+from ssl_pde.core.paths import check_output_dir
 
 log = logging.getLogger("ssl_pde.pretrain")
 
@@ -82,19 +82,6 @@ def export_encoder(model: torch.nn.Module, cfg: DictConfig, path: Path) -> None:
     )
 
 
-def check_run_dir(run_dir: Path) -> None:
-    """Refuse a ``run_dir`` that is a file, or whose nearest existing ancestor is a file or not writable."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"run_dir {str(run_dir)!r} is a file, not a directory")
-    parent = run_dir
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"run_dir {str(run_dir)!r} lies under {str(parent)!r}, which is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"run_dir {str(run_dir)!r} cannot be created: {str(parent)!r} is not writable")
-
-
 def _start_run_dir(cfg: DictConfig, run_dir: Path) -> logging.Handler:
     """Create ``run_dir`` with the resolved ``config.yaml`` and the command's overrides; log to ``pretrain.log``.
 
@@ -120,7 +107,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     """
     views = hydra.utils.instantiate(cfg.augment)
     run_dir = Path(cfg.run_dir)
-    check_run_dir(run_dir)
+    check_output_dir(run_dir, "run_dir")
     ckpt = resolve_ckpt(cfg, run_dir)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")

@@ -84,6 +84,10 @@ class EvalConfig:
 def to_eval_config(cfg: DictConfig) -> EvalConfig:
     """Check a composed ``eval`` config against :class:`EvalConfig` (types, no unknown keys) and convert it."""
     body = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    if "ckpt" not in body or OmegaConf.is_missing(body, "ckpt"):
+        raise UserError(
+            "ckpt is required: ckpt=PATH/encoder.pt, or ckpt=[a.pt,b.pt,c.pt] for several pretraining seeds"
+        )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(EvalConfig), body)
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
