@@ -5,9 +5,11 @@ Seeds: trajectory slot ``i`` of shard ``s`` of split ``split`` under base seed `
 trajectories continue the index past the shard size. Shards can therefore be made on any machine, in
 any order, and a rerun with the same settings is bit-identical on the same device type.
 
-Atomicity: a shard is written to ``shard-NNNNN.h5.tmp`` beside its final name and renamed when
-complete (``complete`` is the last attribute written), so an interrupted run never leaves a file that
-looks complete; the next run deletes stale temporary files and regenerates only missing shards.
+Atomicity: a shard is written to a temporary file beside its final name, unique to the writing process
+(``shard-NNNNN.h5.tmp.<host>.<pid>``), and renamed when complete (``complete`` is the last attribute
+written), so an interrupted run never leaves a file that looks complete. Concurrent runs coordinate through
+per-shard claims (:mod:`data_gen.claims`); the holder of a shard's claim deletes that shard's stale
+temporaries and writes it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import h5py
 import numpy as np
 import torch
 
+from data_gen.claims import temp_path
 from data_gen.solvers.base import GeneratedBatch, TrajectoryGenerator
 from ssl_pde import __version__
 from ssl_pde.core.errors import UserError
@@ -181,9 +184,10 @@ def write_shard(
     config_yaml: str,
     rejections: Counter,
 ) -> None:
-    """Write one complete shard atomically: ``path.tmp`` first, ``complete`` last, then rename."""
+    """Write one complete shard atomically: a temporary file unique to this process first, ``complete`` last,
+    then an atomic rename onto ``path``."""
     spec = gen.spec
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_path(path)
     sampling = gen.sampling_doc()
     dims = "n t c x y" if data.u.ndim == 5 else "n t c x"
     if (data.y is not None) != (data.u.ndim == 5):

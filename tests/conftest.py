@@ -25,10 +25,11 @@ TINY: dict[str, dict] = {
 }
 
 
-def compose_cfg(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose a primary config of ``configs/`` with overrides, as the command line would."""
+def compose_cfg(config_name: str, overrides: list[str], hydra: bool = False) -> DictConfig:
+    """Compose a primary config of ``configs/`` with overrides, as the command line would (with the ``hydra``
+    node when ``hydra`` is true)."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name, overrides=overrides)
+        return compose(config_name, overrides=overrides, return_hydra_config=hydra)
 
 
 def tiny_overrides(pde: str, **extra) -> list[str]:

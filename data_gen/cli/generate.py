@@ -4,6 +4,11 @@
 
 Shards land in ``<out_dir>/<pde>/<split>/shard-NNNNN.h5``. Rerunning the same command skips complete
 shards made with the same settings and regenerates the rest, so a killed run resumes where it stopped.
+
+Several processes can fill one directory at once: ``worker=i num_workers=n`` takes the shards whose index is
+``i`` modulo ``n`` (e.g. a SLURM job array), and runs of the same command coordinate through per-shard claims
+(:mod:`data_gen.claims`): each shard is written by one process, a run waits for shards another live process
+is writing, and the result is the same files, bit for bit in their data, as one process would write.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from data_gen.claims import leftover_temps, try_claim
 from data_gen.solvers import SOLVERS, ConfigError
 from data_gen.verify import estimate_time_error
 from data_gen.writer import existing_shard_status, generate_shard_data, plan_shards, write_shard
@@ -27,6 +33,8 @@ from ssl_pde.core.paths import check_output_dir
 from ssl_pde.data.schema import SPLITS, shard_path
 
 log = logging.getLogger("ssl_pde.generate")
+RUN_ONLY_KEYS = ("worker", "num_workers", "progress", "device")  # how a run was made, not what it made
+CLAIM_POLL_SECONDS = 0.5
 
 
 def build_generator(solver_cfg: DictConfig):
@@ -55,6 +63,10 @@ def generate(cfg: DictConfig) -> list[Path]:
         raise UserError(f"max_reject_fraction must lie in [0, 1), got {cfg.max_reject_fraction!r}")
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise UserError(f"seed must be a non-negative integer, got {cfg.seed!r}")
+    if not isinstance(cfg.num_workers, int) or cfg.num_workers < 1:
+        raise UserError(f"num_workers must be a positive integer, got {cfg.num_workers!r}")
+    if not isinstance(cfg.worker, int) or not 0 <= cfg.worker < cfg.num_workers:
+        raise UserError(f"worker must be an integer in [0, num_workers={cfg.num_workers}), got {cfg.worker!r}")
     gen = build_generator(cfg.solver)
     if gen.pde != pde:
         raise UserError(f"solver {cfg.solver._target_} solves {gen.pde!r}, not pde={pde!r}")
@@ -83,33 +95,30 @@ def generate(cfg: DictConfig) -> list[Path]:
 
 
 def _generate_shards(cfg: DictConfig, gen, device, out_dir: Path, split_dir: Path, plans: list) -> list[Path]:
+    """Write this worker's missing shards, each under a claim; wait for shards other live processes hold."""
     pde = cfg.pde.name
-    for stale in split_dir.glob("shard-*.h5.tmp"):
-        log.info("removing unfinished %s from an interrupted run", stale)
-        stale.unlink()
-    todo, paths = [], []
-    for plan in plans:
+    paths = [shard_path(out_dir, pde, cfg.split, plan.index) for plan in plans]
+    mine = [plan for plan in plans if plan.index % cfg.num_workers == cfg.worker]
+    todo = []
+    for plan in mine:
         path = shard_path(out_dir, pde, cfg.split, plan.index)
-        paths.append(path)
         status = existing_shard_status(path, plan.key)
         if status == "done":
             continue
         if status == "different" and not cfg.overwrite:
             raise UserError(f"{path} was made with other settings; use another out_dir or overwrite=true")
         todo.append(plan)
-    n_done = cfg.num_samples - sum(p.n for p in todo)
+    total = sum(p.n for p in mine)
+    n_done = total - sum(p.n for p in todo)
+    who = f" (worker {cfg.worker} of {cfg.num_workers})" if cfg.num_workers > 1 else ""
     log.info(
-        "%s/%s: %d trajectories in %d shards under %s on %s (%d already present)",
-        pde,
-        cfg.split,
-        cfg.num_samples,
-        len(plans),
-        split_dir,
-        device,
-        n_done,
+        "%s/%s%s: %d trajectories in %d shards under %s on %s (%d already present)",
+        *(pde, cfg.split, who, total, len(mine), split_dir, device, n_done),
     )
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    stored = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in RUN_ONLY_KEYS}
+    config_yaml = OmegaConf.to_yaml(OmegaConf.create(stored))
     t0 = time.perf_counter()
+    made_n = 0
     with Progress(
         TextColumn(f"[bold]{pde}/{cfg.split}"),
         BarColumn(),
@@ -119,7 +128,7 @@ def _generate_shards(cfg: DictConfig, gen, device, out_dir: Path, split_dir: Pat
         TimeRemainingColumn(),
         disable=not cfg.progress,
     ) as bar:
-        task = bar.add_task("generate", total=cfg.num_samples, completed=n_done, rate="-")
+        task = bar.add_task("generate", total=total, completed=n_done, rate="-")
         made = 0.0
 
         def advance(k: float) -> None:
@@ -127,25 +136,48 @@ def _generate_shards(cfg: DictConfig, gen, device, out_dir: Path, split_dir: Pat
             made += k
             bar.update(task, advance=k, rate=f"{made / max(time.perf_counter() - t0, 1e-9):.3g}")
 
-        for plan in todo:
-            path = shard_path(out_dir, pde, cfg.split, plan.index)
-            data, seeds, rejections = generate_shard_data(
-                gen,
-                cfg.seed,
-                cfg.split,
-                plan.index,
-                plan.n,
-                cfg.batch_size,
-                device,
-                cfg.max_reject_fraction,
-                advance,
-            )
-            write_shard(path, data, seeds, gen, cfg.split, plan.key, config_yaml, rejections)
-            n_done += plan.n
-            bar.update(task, completed=n_done)
-            log.info("wrote %s (%d trajectories, %d rejected and replaced)", path, plan.n, sum(rejections.values()))
+        waiting = False
+        while todo:
+            held_elsewhere = []
+            for plan in todo:
+                path = shard_path(out_dir, pde, cfg.split, plan.index)
+                claim = try_claim(path)
+                if claim is None:  # another live process is writing it
+                    held_elsewhere.append(plan)
+                    continue
+                try:
+                    if existing_shard_status(path, plan.key) == "done":  # written meanwhile by another process
+                        n_done += plan.n
+                        bar.update(task, completed=n_done)
+                        continue
+                    for stale in leftover_temps(path):  # their writer is dead: it held this claim
+                        log.info("removing unfinished %s from an interrupted run", stale)
+                        stale.unlink()
+                    data, seeds, rejections = generate_shard_data(
+                        gen,
+                        cfg.seed,
+                        cfg.split,
+                        plan.index,
+                        plan.n,
+                        cfg.batch_size,
+                        device,
+                        cfg.max_reject_fraction,
+                        advance,
+                    )
+                    write_shard(path, data, seeds, gen, cfg.split, plan.key, config_yaml, rejections)
+                finally:
+                    claim.release()
+                made_n += plan.n
+                n_done += plan.n
+                bar.update(task, completed=n_done)
+                log.info("wrote %s (%d trajectories, %d rejected and replaced)", path, plan.n, sum(rejections.values()))
+            todo = held_elsewhere
+            if todo:
+                if not waiting:
+                    log.info("waiting for %d shard(s) another process is writing", len(todo))
+                    waiting = True
+                time.sleep(CLAIM_POLL_SECONDS)
     elapsed = time.perf_counter() - t0
-    made_n = sum(p.n for p in todo)
     if made_n:
         log.info("generated %d trajectories in %.1f s (%.3g traj/s)", made_n, elapsed, made_n / elapsed)
     return paths
