@@ -69,3 +69,16 @@ def tiny_shards(tmp_path_factory) -> dict[str, Path]:
         generate(generate_cfg(pde, root))
         out[pde] = root / pde / "train"
     return out
+
+
+@pytest.fixture(scope="session")
+def burgers_data(tmp_path_factory) -> Path:
+    """32 train and 16 valid tiny Burgers trajectories (nu in [0.05, 0.5]) from the real generator."""
+    from data_gen.cli.generate import generate
+
+    root = tmp_path_factory.mktemp("pretrain_data")
+    for split, n in (("train", 32), ("valid", 16)):
+        cfg = generate_cfg("burgers", root, num_samples=n, shard_size=16)
+        cfg.split = split
+        generate(cfg)
+    return root

@@ -21,20 +21,9 @@ import ssl_pde.config  # noqa: F401
 from data_gen.cli.generate import generate
 from ssl_pde import CONFIG_DIR
 from ssl_pde.models.encoders import ResNet18
-from tests.conftest import compose_cfg, generate_cfg
+from tests.conftest import compose_cfg
 
 CLI = [sys.executable, "-m", "ssl_pde.cli.pretrain"]
-
-
-@pytest.fixture(scope="module")
-def burgers_data(tmp_path_factory) -> Path:
-    """32 train and 16 valid tiny Burgers trajectories (nu in [0.05, 0.5]) from the real generator."""
-    root = tmp_path_factory.mktemp("pretrain_data")
-    for split, n in (("train", 32), ("valid", 16)):
-        cfg = generate_cfg("burgers", root, num_samples=n, shard_size=16)
-        cfg.split = split
-        generate(cfg)
-    return root
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -63,10 +63,11 @@ def generate(cfg: DictConfig) -> list[Path]:
         raise UserError(f"max_reject_fraction must lie in [0, 1), got {cfg.max_reject_fraction!r}")
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise UserError(f"seed must be a non-negative integer, got {cfg.seed!r}")
-    if not isinstance(cfg.num_workers, int) or cfg.num_workers < 1:
-        raise UserError(f"num_workers must be a positive integer, got {cfg.num_workers!r}")
-    if not isinstance(cfg.worker, int) or not 0 <= cfg.worker < cfg.num_workers:
-        raise UserError(f"worker must be an integer in [0, num_workers={cfg.num_workers}), got {cfg.worker!r}")
+    worker, num_workers = cfg.get("worker", 0), cfg.get("num_workers", 1)  # configs embedding generate's may omit
+    if not isinstance(num_workers, int) or num_workers < 1:
+        raise UserError(f"num_workers must be a positive integer, got {num_workers!r}")
+    if not isinstance(worker, int) or not 0 <= worker < num_workers:
+        raise UserError(f"worker must be an integer in [0, num_workers={num_workers}), got {worker!r}")
     gen = build_generator(cfg.solver)
     if gen.pde != pde:
         raise UserError(f"solver {cfg.solver._target_} solves {gen.pde!r}, not pde={pde!r}")
@@ -86,7 +87,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     created = [d for d in (split_dir, *split_dir.parents) if not d.exists()][::-1]  # outermost first
     split_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _generate_shards(cfg, gen, device, out_dir, split_dir, plans)
+        return _generate_shards(cfg, gen, device, out_dir, split_dir, plans, (worker, num_workers))
     except BaseException:
         for d in reversed(created):  # leave nothing behind that this run created and did not fill
             if d.is_dir() and not any(d.iterdir()):
@@ -94,11 +95,17 @@ def generate(cfg: DictConfig) -> list[Path]:
         raise
 
 
-def _generate_shards(cfg: DictConfig, gen, device, out_dir: Path, split_dir: Path, plans: list) -> list[Path]:
-    """Write this worker's missing shards, each under a claim; wait for shards other live processes hold."""
+def _generate_shards(
+    cfg: DictConfig, gen, device, out_dir: Path, split_dir: Path, plans: list, workers: tuple[int, int]
+) -> list[Path]:
+    """Write this worker's missing shards, each under a claim; wait for shards other live processes hold.
+
+    ``workers``: (this worker, number of workers); the worker takes the shards whose index is its number modulo
+    the number of workers."""
     pde = cfg.pde.name
+    worker, num_workers = workers
     paths = [shard_path(out_dir, pde, cfg.split, plan.index) for plan in plans]
-    mine = [plan for plan in plans if plan.index % cfg.num_workers == cfg.worker]
+    mine = [plan for plan in plans if plan.index % num_workers == worker]
     todo = []
     for plan in mine:
         path = shard_path(out_dir, pde, cfg.split, plan.index)
@@ -110,7 +117,7 @@ def _generate_shards(cfg: DictConfig, gen, device, out_dir: Path, split_dir: Pat
         todo.append(plan)
     total = sum(p.n for p in mine)
     n_done = total - sum(p.n for p in todo)
-    who = f" (worker {cfg.worker} of {cfg.num_workers})" if cfg.num_workers > 1 else ""
+    who = f" (worker {worker} of {num_workers})" if num_workers > 1 else ""
     log.info(
         "%s/%s%s: %d trajectories in %d shards under %s on %s (%d already present)",
         *(pde, cfg.split, who, total, len(mine), split_dir, device, n_done),

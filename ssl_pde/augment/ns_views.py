@@ -190,6 +190,14 @@ class NSViews:
         r = torch.rand(len(self.names), batch, generator=generator, dtype=torch.float64, device=generator.device)
         return ((2 * r - 1) * self.strengths.to(r.device)[:, None]).to(device)
 
+    def check_data(self, item_shape: tuple[int, ...]) -> None:
+        """Refuse crops larger than the data before any work; ``item_shape``: one trajectory's (T, C, X, Y)."""
+        nt, nx, ny = item_shape[0], item_shape[-2], item_shape[-1]
+        if self.crop_t > nt or self.crop_x > nx or self.crop_y > ny:
+            raise UserError(
+                f"crop ({self.crop_t}, {self.crop_x}, {self.crop_y}) larger than the data ({nt}, {nx}, {ny})"
+            )
+
     def _check(self, u: Tensor) -> None:
         if u.dim() != 5 or u.shape[2] != N_FIELDS:
             raise ValueError(f"expected u of shape (B, T, {N_FIELDS}, X, Y), got {tuple(u.shape)}")

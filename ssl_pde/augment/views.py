@@ -114,6 +114,12 @@ class LieViews:
         r = torch.rand(len(self.names), batch, generator=generator, dtype=torch.float64, device=generator.device)
         return ((2 * r - 1) * self.strengths.to(r.device)[:, None]).to(device)
 
+    def check_data(self, item_shape: tuple[int, ...]) -> None:
+        """Refuse crops larger than the data before any work; ``item_shape``: one trajectory's (T, C, X)."""
+        nt, nx = item_shape[0], item_shape[-1]
+        if self.crop_t > nt or self.crop_x > nx:
+            raise UserError(f"crop ({self.crop_t}, {self.crop_x}) larger than the data ({nt}, {nx})")
+
     def _crop_starts(self, b: int, nt: int, nx: int, generator: torch.Generator, device) -> tuple[Tensor, Tensor]:
         if self.crop_t > nt or self.crop_x > nx:
             raise UserError(f"crop ({self.crop_t}, {self.crop_x}) larger than the data ({nt}, {nx})")

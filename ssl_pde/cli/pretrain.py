@@ -111,6 +111,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     ckpt = resolve_ckpt(cfg, run_dir)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
+    views.check_data(datamodule.train_set.item_shape)
     handler = _start_run_dir(cfg, run_dir)
     try:
         L.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -42,10 +42,11 @@ class TrajectoryDataset(Dataset):
         self.paths = list_shards(directory)
         if not self.paths:
             raise SchemaError(f"no shards under {str(directory)!r} (generate them with ssl-pde-generate)")
-        sizes, dims = [], set()
+        sizes, dims, shapes = [], set(), []
         for p in self.paths:  # validated in this process; files are closed again before any fork
             s = validate_shard(p, load_values=False)
             dims.add(len(s.u_shape) - 3)
+            shapes.append(tuple(s.u_shape[1:]))
             missing = [n for n in param_names if n not in s.param_names]
             if missing:
                 raise SchemaError(f"{p}: parameters {missing} not stored (have {s.param_names})")
@@ -53,6 +54,7 @@ class TrajectoryDataset(Dataset):
         if len(dims) != 1:
             raise SchemaError(f"{directory}: shards with different numbers of spatial dimensions {sorted(dims)}")
         self.n_spatial_dims = dims.pop()
+        self.item_shape = tuple(min(sh[i] for sh in shapes) for i in range(len(shapes[0])))  # (T, C, X[, Y])
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         self.param_names = list(param_names)
         self._files: dict[int, h5py.File] = {}

@@ -8,6 +8,7 @@ only the project's own classes named in :data:`ALLOWED_TARGETS` are built from t
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +62,20 @@ def load_encoder(path: Path, device: torch.device) -> tuple[nn.Module, dict[str,
     architecture)."""
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} not found")
+    if not zipfile.is_zipfile(path):  # torch.save's format; text, empty and legacy files never reach an unpickler
+        why = "an empty file" if path.stat().st_size == 0 else "not a torch zip file"
+        raise UserError(f"{path} is not an encoder exported by ssl-pde-pretrain ({why})")
     try:
         exp = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path} is not an encoder exported by ssl-pde-pretrain ({first})") from None
+    except pickle.UnpicklingError:  # torch's weights-only unpickler met something other than tensors and data
+        raise UserError(
+            f"{path} is not an encoder exported by ssl-pde-pretrain: it holds Python objects other than tensors "
+            "and plain data, which are never loaded (they could run code)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError) as e:
+        raise UserError(
+            f"{path} is not an encoder exported by ssl-pde-pretrain (corrupt: {type(e).__name__})"
+        ) from None
     if not isinstance(exp, dict) or not {"state_dict", "encoder", "augment", "pde"} <= set(exp):
         raise UserError(f"{path} is not an encoder exported by ssl-pde-pretrain (missing keys)")
     enc_cfg = dict(exp["encoder"])
