@@ -8,6 +8,7 @@ sets can be preloaded into memory (``preload=True``), and moved to the GPU by th
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import h5py
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
 from ssl_pde.core.errors import DataError
 from ssl_pde.data.schema import SchemaError, list_shards, validate_shard
@@ -158,12 +159,35 @@ def _already_collated(batch: dict[str, Any]) -> dict[str, Any]:
     return batch
 
 
+class EpochShuffle(Sampler[int]):
+    """A fresh permutation of ``range(n)`` every epoch, drawn from ``(seed, epoch)`` alone.
+
+    Lightning calls :meth:`set_epoch` before each epoch, so a run resumed from a checkpoint at epoch k sees the
+    same order as an uninterrupted one (a plain shuffling sampler draws from the global generator, whose state a
+    resumed process does not have).
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=gen).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class PDEDataModule(L.LightningDataModule):
     """Train / valid loaders over ``<data_dir>/<pde>/<split>`` shards.
 
     Workers only read: every random choice (crops, group parameters) is made on the device by the
     training module from an explicit generator seeded by (seed, step, rank), and the shuffling order by
-    Lightning's seeded sampler, so worker processes hold no random state of their own.
+    :class:`EpochShuffle` from (seed, epoch), so worker processes hold no random state of their own and a
+    resumed run sees the data in the uninterrupted run's order.
 
     Args:
         dir: root of the generated data (``<dir>/<pde>/<split>/shard-*.h5``).
@@ -174,7 +198,7 @@ class PDEDataModule(L.LightningDataModule):
         param_names: scalar parameters returned with each item (the online probe's target among them).
         probe_size: trajectories of the validation split used by the online probe (``None``: all).
         train_split, val_split: split names.
-        seed: seed of the validation subset choice.
+        seed: seed of the validation subset choice and of the shuffling order.
     """
 
     def __init__(
@@ -215,7 +239,7 @@ class PDEDataModule(L.LightningDataModule):
             ds,
             collate_fn=_already_collated if batched else None,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffle(len(ds), self.seed) if shuffle else None,
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
