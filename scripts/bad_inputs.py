@@ -68,7 +68,7 @@ def cases(w: Path) -> list[Case]:
         Case("generate", [*gen, "max_reject_fraction=1.5", f"out_dir={w / 'g'}"], "max_reject_fraction", "> 1"),
         Case(
             "generate",
-            [*gen, "solver.t_end=5.0", "solver.nt_total=11", "solver.dt_max=0.5", f"out_dir={w / 'g'}"],
+            [*gen, "solver.t_end=5.0", "solver.nt=8", "solver.nt_total=11", "solver.dt_max=0.5", f"out_dir={w / 'g'}"],
             "time step too large",
             "an unstable time step",
         ),

@@ -80,7 +80,7 @@ from data_gen.writer import (
     write_shard,
 )
 from ssl_pde import CONFIG_DIR
-from ssl_pde.cli.common import UserError, resolve_device
+from ssl_pde.core.cli import UserError, resolve_device
 from ssl_pde.data.schema import shard_path
 
 #: Radau tolerances of the LPSDA baseline.

@@ -20,7 +20,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from ssl_pde.cli.common import UserError, fail
+from ssl_pde.core.cli import UserError, fail
 
 FLOOR = "best constant (floor)"
 

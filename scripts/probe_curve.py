@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ssl_pde.cli.common import fail, resolve_device
+from ssl_pde.core.cli import fail, resolve_device
 from ssl_pde.core.errors import UserError
 from ssl_pde.data.schema import SchemaError
 from ssl_pde.eval.curves import curve_table, probe_curve

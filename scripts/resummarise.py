@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ssl_pde.cli.common import fail
+from ssl_pde.core.cli import fail
 from ssl_pde.eval import report
 from ssl_pde.eval.config import TimestepConfig
 from ssl_pde.eval.protocol import summarise_cells

@@ -13,7 +13,7 @@ from hydra.errors import InstantiationException
 
 from data_gen.solvers import ConfigError
 from data_gen.writer import GenerationError
-from ssl_pde.cli.common import check_overrides, hydra_entry
+from ssl_pde.core.cli import check_overrides, hydra_entry
 from ssl_pde.core.errors import DataError, DivergenceError, UserError
 from ssl_pde.data.schema import SchemaError
 

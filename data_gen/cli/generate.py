@@ -28,7 +28,7 @@ from data_gen.claims import leftover_temps, try_claim
 from data_gen.solvers import SOLVERS, ConfigError
 from data_gen.verify import estimate_time_error
 from data_gen.writer import existing_shard_status, generate_shard_data, plan_shards, write_shard
-from ssl_pde.cli.common import UserError, hydra_entry, resolve_device
+from ssl_pde.core.cli import UserError, hydra_entry, resolve_device
 from ssl_pde.core.paths import check_output_dir
 from ssl_pde.data.schema import SPLITS, shard_path
 

@@ -17,6 +17,7 @@ solver) under grid refinement when PhiFlow is installed.
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import sys
@@ -38,8 +39,9 @@ from data_gen.verify import (
     space_refinement,
     time_refinement,
 )
-from ssl_pde.cli.common import UserError, hydra_entry, resolve_device
+from ssl_pde.core.cli import UserError, hydra_entry, resolve_device
 
+TABLES = ("time", "space", "reference")
 log = logging.getLogger("ssl_pde.verify")
 
 
@@ -53,6 +55,10 @@ def verify(cfg: DictConfig) -> str:
     gen = build_generator(cfg.solver)
     if pde == "ns2d":
         return verify_ns2d(cfg, gen, str(device))
+    tables = list(cfg.tables)
+    unknown = [t for t in tables if t not in TABLES]
+    if unknown or not tables:
+        raise UserError(f"tables={tables}: choose one or more of {', '.join(TABLES)}")
     short = short_horizon(gen, st.t_end, st.nt)
     seeds = np.arange(cfg.seed, cfg.seed + cfg.n_trajectories, dtype=np.int64)
     t0 = time.perf_counter()
@@ -63,33 +69,43 @@ def verify(cfg: DictConfig) -> str:
         f"(stored grid {gen.nx}, solver grid {gen.solver_nx}, dt_max {gen.dt_max}). "
         f"Short horizon [0, {st.t_end}] with {st.nt} frames, {cfg.n_trajectories} trajectories "
         f"(seeds {seeds[0]}..{seeds[-1]}), device `{device}`.",
-        "",
-        "## Time refinement (error vs a run with 4x the finest substeps; relative L2 over all frames)",
-        "",
-        "| internal dt | rel. L2 error | observed order |",
-        "|---|---|---|",
     ]
-    for r in time_refinement(short, seeds, list(st.substeps), str(device)):
-        lines.append(f"| {r.resolution:.4g} | {r.error:.3e} | {r.order:.2f} |")
-    dt_store = gen.stored_times(gen.sample_params(seeds))[1]
-    dt_gen = float(np.max(dt_store)) / gen.substeps(dt_store)
-    lines += [
-        "",
-        f"Generation runs at internal dt = {dt_gen:.4g}. ETDRK4 is fourth order; on stiff problems the "
-        "Cox-Matthews scheme can show a lower pre-asymptotic order (stiff order reduction, Hochbruck & "
-        "Ostermann 2005), which approaches 4 as dt falls.",
-    ]
-    lines += [
-        "",
-        f"## Grid refinement (error on the {min(st.grids)}-point grid vs a {2 * max(st.grids)}-point run)",
-        "",
-        "| solver grid | rel. L2 error | observed order |",
-        "|---|---|---|",
-    ]
-    for r in space_refinement(short, seeds, list(st.grids), str(device)):
-        lines.append(f"| {int(r.resolution)} | {r.error:.3e} | {r.order:.2f} |")
+    numbers: dict = {"pde": pde, "t_end": float(st.t_end), "seeds": seeds.tolist()}
+    if "time" in tables:
+        lines += [
+            "",
+            "## Time refinement (error vs a run with 4x the finest substeps; relative L2 over all frames)",
+            "",
+            "| internal dt | rel. L2 error | observed order |",
+            "|---|---|---|",
+        ]
+        rows = time_refinement(short, seeds, list(st.substeps), str(device))
+        lines += [f"| {r.resolution:.4g} | {r.error:.3e} | {r.order:.2f} |" for r in rows]
+        numbers["time"] = [{"dt": r.resolution, "error": r.error, "order": r.order} for r in rows]
+        dt_store = gen.stored_times(gen.sample_params(seeds))[1]
+        dt_gen = float(np.max(dt_store)) / gen.substeps(dt_store)
+        lines += [
+            "",
+            f"Generation runs at internal dt = {dt_gen:.4g}. ETDRK4 is fourth order; on stiff problems the "
+            "Cox-Matthews scheme can show a lower pre-asymptotic order (stiff order reduction, Hochbruck & "
+            "Ostermann 2005), which approaches 4 as dt falls.",
+        ]
+    if "space" in tables:
+        lines += [
+            "",
+            f"## Grid refinement (error on the {min(st.grids)}-point grid vs a {2 * max(st.grids)}-point run)",
+            "",
+            "| solver grid | rel. L2 error | observed order |",
+            "|---|---|---|",
+        ]
+        rows = space_refinement(short, seeds, list(st.grids), str(device))
+        lines += [f"| {int(r.resolution)} | {r.error:.3e} | {r.order:.2f} |" for r in rows]
+        numbers["space"] = [{"grid": r.resolution, "error": r.error, "order": r.order} for r in rows]
+    if "reference" not in tables:
+        return _finish(cfg, lines, numbers, pde, t0)
     ref_gen = short.with_overrides(solver_nx=st.reference_nx, nx=min(gen.nx, st.reference_nx))
     agree = reference_agreement(ref_gen, seeds, str(device), cfg.reference_tol, cfg.reference_tol)
+    numbers["reference"] = {"rel_l2": [float(e) for e in agree.rel_l2], "max_rel_l2": float(max(agree.rel_l2))}
     lines += [
         "",
         f"## Agreement with scipy Radau (rtol = atol = {cfg.reference_tol:g}) on the {st.reference_nx}-point grid",
@@ -102,11 +118,22 @@ def verify(cfg: DictConfig) -> str:
         "",
         f"Max relative L2 difference: **{max(agree.rel_l2):.3e}**; Radau took {agree.seconds_reference:.1f} s "
         f"for {len(seeds)} trajectories, the batched solver {agree.seconds_solver:.2f} s.",
+    ]
+    return _finish(cfg, lines, numbers, pde, t0)
+
+
+def _finish(cfg: DictConfig, lines: list[str], numbers: dict, pde: str, t0: float) -> str:
+    """The report's closing line; the numbers to ``cfg.json_out`` when set."""
+    lines += [
         "",
         f"Produced by `ssl-pde-verify pde={pde}` in {time.perf_counter() - t0:.0f} s on {platform.machine()} "
         f"({torch.get_num_threads()} threads, torch {torch.__version__}).",
         "",
     ]
+    if cfg.get("json_out"):
+        out = Path(cfg.json_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(numbers, indent=1))
     return "\n".join(lines)
 
 

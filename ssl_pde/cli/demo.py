@@ -8,23 +8,29 @@ encoder with linear and MLP heads, the encoder fine-tuned, a random-init control
 from scratch, the best-constant floor; every choice on valid, test read once, 1 pretraining seed x 3 label
 draws); print the table, the paired ratios with their intervals, and where the figures are.
 
-This is the one command-line layer that drives both ``data_gen`` and ``ssl_pde``.
+A pipeline of the command lines: generation and the solver check run as ``ssl-pde-generate`` and
+``ssl-pde-verify`` (subprocesses), so the training package never imports the solvers.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from ssl_pde.cli.common import hydra_entry
+from ssl_pde.core.cli import hydra_entry
+from ssl_pde.core.errors import UserError
+from ssl_pde.core.paths import check_output_dir
 from ssl_pde.data.schema import list_shards, validate_shard
 
 log = logging.getLogger("ssl_pde.demo")
+GENERATE, VERIFY = "data_gen.cli.generate", "data_gen.cli.verify"  # run as command lines, never imported
 
 
 def plot_trajectories(split_dir: Path, out: Path, n: int = 4) -> Path:
@@ -74,30 +80,60 @@ def plot_trajectories(split_dir: Path, out: Path, n: int = 4) -> Path:
     return out
 
 
-def run_demo(cfg: DictConfig) -> dict:
-    """Run every available stage; return a summary dict (also printed)."""
-    from data_gen.cli.generate import build_generator, generate
-    from data_gen.verify import reference_agreement, short_horizon
+def _overrides(node: DictConfig, prefix: str) -> list[str]:
+    """``prefix.key=value`` for every scalar of a config node (``_target_`` left out), as a command line takes."""
+    out = []
+    for k, v in OmegaConf.to_container(node, resolve=True).items():
+        if k == "_target_" or isinstance(v, dict | list):
+            continue
+        out.append(f"{prefix}{k}={_value(v)}")
+    return out
 
+
+def _value(v: object) -> str:
+    """A scalar as an override value: null, true/false, numbers and words as they are."""
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _command(module: str, args: list[str]) -> None:
+    """Run a project command line (``python -m module args``); its output streams through, and its one-line error
+    (exit status 2) becomes this command's."""
+    res = subprocess.run([sys.executable, "-m", module, *args], stderr=subprocess.PIPE, text=True)
+    if res.returncode == 2:
+        raise UserError(res.stderr.strip().splitlines()[-1].removeprefix("error: "))
+    if res.returncode != 0:
+        sys.stderr.write(res.stderr)
+        raise RuntimeError(f"{module} failed with exit status {res.returncode}")
+    sys.stderr.write(res.stderr)
+
+
+def run_demo(cfg: DictConfig) -> dict:
+    """Run every stage; return a summary dict (also printed).
+
+    Generation and the solver check run as the ``ssl-pde-generate`` and ``ssl-pde-verify`` command lines (the
+    demo is a pipeline of the commands and imports no solver code); pretraining and evaluation run in-process.
+    """
     t0 = time.perf_counter()
     out_dir = Path(cfg.out_dir)
+    check_output_dir(out_dir, "out_dir")
+    solver = _overrides(cfg.solver, "solver.")
+    common = [f"pde={cfg.pde.name}", f"device={cfg.device}", f"seed={cfg.seed}", *solver]
+    gen_keys = ("shard_size", "batch_size", "max_time_error", "max_reject_fraction", "overwrite", "progress")
     counts = {}
     for split, n in cfg.splits.items():
-        gcfg = copy.deepcopy(cfg)  # a generate config: the demo's keys plus split and num_samples
-        with open_dict(gcfg):
-            gcfg.split, gcfg.num_samples = split, n
-        generate(gcfg)
+        keys = [f"{k}={_value(cfg[k])}" for k in gen_keys]
+        _command(GENERATE, [*common, *keys, f"split={split}", f"num_samples={n}", f"out_dir={out_dir}"])
         shards = [validate_shard(p) for p in list_shards(out_dir / cfg.pde.name / split)]
         counts[split] = sum(s.n for s in shards)
-    gen = build_generator(cfg.solver)
-    short = short_horizon(gen, gen.t_end / 4, 9)
-    agree = reference_agreement(short, np.arange(cfg.n_reference, dtype=np.int64), rtol=1e-10, atol=1e-10)
+    check = out_dir / "verify_reference.json"
+    _command(VERIFY, [*common, "tables=[reference]", f"n_trajectories={cfg.n_reference}", f"json_out={check}"])
+    agree = json.loads(check.read_text())
     fig = plot_trajectories(out_dir / cfg.pde.name / "train", out_dir / "figures" / "trajectories.png")
     nus = np.concatenate([validate_shard(p).params["nu"] for p in list_shards(out_dir / cfg.pde.name / "train")])
     summary: dict = {
         "data": {k: int(v) for k, v in counts.items()},
         "nu_range": [float(nus.min()), float(nus.max())],
-        "radau_max_rel_l2": float(max(agree.rel_l2)),
+        "radau_max_rel_l2": agree["reference"]["max_rel_l2"],
         "figure": str(fig),
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -109,7 +145,7 @@ def run_demo(cfg: DictConfig) -> dict:
     )
     print(
         f"Solver vs independent scipy Radau (rtol=atol=1e-10) on {cfg.n_reference} trajectories, "
-        f"t <= {short.t_end:g}: max relative L2 difference {summary['radau_max_rel_l2']:.2e}"
+        f"t <= {agree['t_end']:g}: max relative L2 difference {summary['radau_max_rel_l2']:.2e}"
     )
     print(f"Figure: {fig}")
 

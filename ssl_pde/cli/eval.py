@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 import ssl_pde.config  # noqa: F401
-from ssl_pde.cli.common import hydra_entry, resolve_device
+from ssl_pde.core.cli import hydra_entry, resolve_device
 from ssl_pde.core.errors import UserError
 from ssl_pde.core.paths import check_output_dir
 from ssl_pde.eval import report

@@ -17,7 +17,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ssl_pde.cli.common import fail
+from ssl_pde.core.cli import fail
 from ssl_pde.data.schema import SchemaError, ShardSummary, check_values, list_shards, validate_shard
 
 

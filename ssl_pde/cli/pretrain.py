@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import ssl_pde.config  # noqa: F401  (registers the config resolvers)
-from ssl_pde.cli.common import hydra_entry
+from ssl_pde.core.cli import hydra_entry
 from ssl_pde.core.errors import UserError
 from ssl_pde.core.paths import check_output_dir
 

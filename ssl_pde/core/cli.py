@@ -1,4 +1,5 @@
-"""Shared command-line plumbing: one-line errors with exit status 2, config-group checks, devices.
+"""Shared command-line plumbing (part of the core both data_gen and the training code build on): one-line
+errors with exit status 2, override and config-group checks, devices.
 
 Every command reports bad input as ``error: <message naming the bad value>`` on stderr and exits with
 status 2. Hydra's own composition errors (an unknown key, a bad override) are mapped to status 2 too;
