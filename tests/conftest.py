@@ -14,6 +14,8 @@ from omegaconf import DictConfig
 import ssl_pde.config  # noqa: F401  (config resolvers for composed configs)
 from ssl_pde import CONFIG_DIR
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 os.environ.setdefault("WANDB_MODE", "offline")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -24,12 +24,11 @@ import numpy as np
 import pytest
 import torch
 
-from ssl_pde import CONFIG_DIR
 from ssl_pde.data.schema import list_shards, validate_shard
-from tests.conftest import tiny_overrides
+from tests.conftest import REPO_ROOT, tiny_overrides
 
 pytestmark = pytest.mark.faults
-ENV = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(CONFIG_DIR.parent), "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
 
 
 def _run(

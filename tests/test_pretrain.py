@@ -21,7 +21,7 @@ import ssl_pde.config  # noqa: F401
 from data_gen.cli.generate import generate
 from ssl_pde import CONFIG_DIR
 from ssl_pde.models.encoders import ResNet18
-from tests.conftest import compose_cfg
+from tests.conftest import REPO_ROOT, compose_cfg
 
 CLI = [sys.executable, "-m", "ssl_pde.cli.pretrain"]
 
@@ -35,7 +35,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
             "WANDB_MODE": "offline",
             "PATH": "/usr/bin:/bin",
             "HOME": str(Path.home()),
-            "PYTHONPATH": str(CONFIG_DIR.parent),
+            "PYTHONPATH": str(REPO_ROOT),
         },
     )
 
@@ -154,7 +154,7 @@ def test_killed_pretraining_resumes_with_its_whole_history(burgers_data, tmp_pat
         "WANDB_MODE": "offline",
         "PATH": "/usr/bin:/bin",
         "HOME": str(Path.home()),
-        "PYTHONPATH": str(CONFIG_DIR.parent),
+        "PYTHONPATH": str(REPO_ROOT),
     }
     proc = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 240
