@@ -11,7 +11,7 @@ from ssl_pde.augment.lie import apply_group_element, invert_coordinates, splitti
 from ssl_pde.core.errors import UserError
 from ssl_pde.pdes import PDES
 from ssl_pde.pdes.residual import relative_residual
-from tests.test_symmetries import burgers_exact
+from tests.exact import burgers_exact
 
 SYMS = [PDES["burgers"].symmetries[n] for n in ("galilean_boost", "scaling", "projective", "space_translation")]
 

@@ -9,8 +9,6 @@ PDE's terms, so a non-symmetry gives O(eps) and a symmetry gives the interpolati
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -19,9 +17,9 @@ from ssl_pde.pdes import PDES
 from ssl_pde.pdes.residual import SpectralInterpolant, relative_residual, transformed
 from ssl_pde.pdes.symmetry import burgers_scaling, heat_projective
 from tests.conftest import tiny_generator
+from tests.exact import NU, burgers_exact, heat_exact, kdv_soliton
 
 torch.manual_seed(0)
-NU = 0.1
 EPS = {
     "time_translation": 0.3,
     "space_translation": 0.7,
@@ -30,29 +28,6 @@ EPS = {
     "projective": 0.3,
     "amplitude_scaling": 0.5,
 }
-
-
-# ---------------------------------------------------------------------------- solutions
-def heat_exact(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """phi = 2 + sum_k a_k exp(-nu k^2 t) cos(k x + p_k): an exact, positive heat solution."""
-    out = 2.0 + 0 * x
-    for k, a, p in ((1, 0.6, 0.3), (2, 0.3, 1.1), (3, 0.2, 2.0)):
-        out = out + a * torch.exp(-NU * k**2 * t) * torch.cos(k * x + p)
-    return out
-
-
-def burgers_exact(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Cole-Hopf: u = -2 nu phi_x / phi solves u_t + u u_x = nu u_xx exactly."""
-    phi_x = 0 * x
-    for k, a, p in ((1, 0.6, 0.3), (2, 0.3, 1.1), (3, 0.2, 2.0)):
-        phi_x = phi_x - a * k * torch.exp(-NU * k**2 * t) * torch.sin(k * x + p)
-    return -2 * NU * phi_x / heat_exact(t, x)
-
-
-def kdv_soliton(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """u = 3c sech^2(sqrt(c)/2 (x - c t - x0)) solves u_t + u u_x + u_xxx = 0 exactly."""
-    c = 1.2
-    return 3 * c / torch.cosh(math.sqrt(c) / 2 * (x - c * t - 1.0)) ** 2
 
 
 def generated(pde: str):

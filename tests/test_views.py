@@ -15,7 +15,7 @@ from ssl_pde.core.errors import UserError
 from ssl_pde.pdes import PDES
 from ssl_pde.pdes.residual import transformed
 from tests.conftest import compose_cfg, tiny_generator
-from tests.test_symmetries import burgers_exact
+from tests.exact import burgers_exact
 
 
 def burgers_batch(b: int = 3, nt: int = 41, nx: int = 64, t_end: float = 1.0):
