@@ -1,4 +1,4 @@
-"""2D Navier-Stokes + buoyancy generator (data_gen/solvers/ns2d.py): each test names its independent reference."""
+"""2D Navier-Stokes + buoyancy generator (solvers/ns2d.py, mac_grid.py): each test names its independent reference."""
 
 from __future__ import annotations
 
@@ -14,18 +14,8 @@ import torch
 
 from data_gen.cli.generate import generate
 from data_gen.solvers import SOLVERS, ConfigError
-from data_gen.solvers.ns2d import (
-    NeumannPoisson,
-    NS2DGenerator,
-    NS2DStepper,
-    NSState,
-    dct2,
-    divergence,
-    idct2,
-    neumann_laplacian,
-    project,
-    smoke_rhs,
-)
+from data_gen.solvers.mac_grid import NeumannPoisson, dct2, divergence, idct2, neumann_laplacian, project, smoke_rhs
+from data_gen.solvers.ns2d import NS2DGenerator, NS2DStepper, NSState
 from ssl_pde.data.schema import list_shards, validate_shard
 from tests.conftest import compose_cfg
 

@@ -3,6 +3,7 @@ imported away from the repository, composes every primary config from it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,14 @@ from tests.conftest import REPO_ROOT
 
 
 def test_wheel_carries_the_configs(tmp_path):
+    src = tmp_path / "src"  # a copy, so that the build's scratch directory stays out of the repository
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for name in ("ssl_pde", "data_gen"):
+        shutil.copytree(REPO_ROOT / name, src / name, ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, src / name)
     wheels = tmp_path / "wheels"
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(REPO_ROOT)]
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(src)]
     subprocess.run([*build, "-w", str(wheels)], check=True, capture_output=True, cwd=tmp_path)
     (wheel,) = wheels.glob("ssl_pde-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
