@@ -104,7 +104,7 @@ def build_views(exp: dict[str, Any], path: Path, eval_window: str | None) -> Any
     try:
         return _build(aug, "augment", path)
     except hydra.errors.InstantiationException as e:
-        if isinstance(e.__cause__, ValueError):
+        if isinstance(e.__cause__, UserError):
             raise UserError(str(e.__cause__)) from None
         raise
 
