@@ -14,8 +14,18 @@ import torch
 
 from data_gen.cli.generate import generate
 from data_gen.solvers import SOLVERS, ConfigError
-from data_gen.solvers.mac_grid import NeumannPoisson, dct2, divergence, idct2, neumann_laplacian, project, smoke_rhs
-from data_gen.solvers.ns2d import NS2DGenerator, NS2DStepper, NSState
+from data_gen.solvers.mac_grid import (
+    NeumannPoisson,
+    NS2DStepper,
+    NSState,
+    dct2,
+    divergence,
+    idct2,
+    neumann_laplacian,
+    project,
+    smoke_rhs,
+)
+from data_gen.solvers.ns2d import NS2DGenerator
 from ssl_pde.data.schema import list_shards, validate_shard
 from tests.conftest import compose_cfg
 
