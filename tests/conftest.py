@@ -84,3 +84,29 @@ def burgers_data(tmp_path_factory) -> Path:
         cfg.split = split
         generate(cfg)
     return root
+
+
+@pytest.fixture(scope="session")
+def burgers_splits(tmp_path_factory):
+    """Evaluation splits: Burgers train 24, valid 8, test 8 and a second test split of 8 (``test_b``), from the
+    real generator."""
+    from data_gen.cli.generate import generate
+    from ssl_pde.data.datasets import TrajectoryDataset
+    from ssl_pde.eval.data import Split
+
+    root, other = tmp_path_factory.mktemp("eval_data"), tmp_path_factory.mktemp("other_test")
+    for split, n, seed, where in (
+        ("train", 24, 0, root),
+        ("valid", 8, 0, root),
+        ("test", 8, 0, root),
+        ("test", 8, 7, other),
+    ):
+        cfg = generate_cfg("burgers", where, num_samples=n, shard_size=16)
+        cfg.split, cfg.seed = split, seed
+        generate(cfg)
+    names = ["nu", "domain_length", "t_end"]
+    dirs = {"train": root, "valid": root, "test": root, "test_b": other}
+    return {
+        s: Split.load(TrajectoryDataset(d / "burgers" / s.removesuffix("_b"), names, preload=True), "nu")
+        for s, d in dirs.items()
+    }, root

@@ -1,0 +1,83 @@
+"""The regression protocol in process: choices on valid only (the test split read once), equal searches, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ssl_pde.augment.views import LieViews
+from ssl_pde.core.errors import UserError
+from ssl_pde.eval.protocol import RegressionConfig, evaluate_regression
+from ssl_pde.eval.train import Search
+from ssl_pde.metrics import best_constant
+from ssl_pde.models.encoders import ResNet18
+from tests.eval_helpers import AUG, make_encoder, no_time, tiny_regression
+
+
+def test_choices_never_read_the_test_split(burgers_splits):
+    """The swap test: the same evaluation with the test split replaced by another records exactly the same
+    choices (with the same valid scores) in every cell, while the test scores change. The frozen encoders are
+    not modified; the floor's constants are the best constants of each draw's labels; every trained method
+    searched the same number of candidates; the grid is 2 pretraining seeds x 2 label draws."""
+    data, _ = burgers_splits
+    encs = [make_encoder(0), make_encoder(1)]
+    before = [{k: v.clone() for k, v in e.state_dict().items()} for e in encs]
+    cfg = tiny_regression()
+    runs = []
+    for test in ("test", "test_b"):
+        s = {"train": data["train"], "valid": data["valid"], "test": data[test]}
+        runs.append(
+            evaluate_regression(
+                encs, lambda: ResNet18(3, (8, 16, 32, 64)), LieViews(**AUG), s, cfg, True, torch.device("cpu")
+            )
+        )
+    a, b = runs
+    assert [no_time(c["choices"]) for c in a["cells"]] == [no_time(c["choices"]) for c in b["cells"]]
+    assert [c["test"] for c in a["cells"]] != [c["test"] for c in b["cells"]]
+    for e, sd in zip(encs, before, strict=True):
+        assert all(torch.equal(v, sd[k]) for k, v in e.state_dict().items())
+    assert [(c["pretrain_seed_index"], c["label_draw"]) for c in a["cells"]] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    lab = data["train"].subset(np.sort(np.random.default_rng(1).choice(24, 16, replace=False)))
+    assert a["cells"][2]["choices"]["floor"]["nmse"] == best_constant("nmse", lab.y).tolist()
+    assert {a["budget"][m]["candidates"] for m in ("ssl_mlp", "ssl_finetune", "supervised")} == {2}
+    assert set(a["comparisons"]) == {
+        f"supervised/{m}" for m in ("ssl_linear", "ssl_mlp", "ssl_finetune", "random_init")
+    }
+    c = a["comparisons"]["supervised/ssl_finetune"]
+    assert c["interval_over"] == "pretraining seeds and label draws" and c["low"] <= c["ratio"] <= c["high"]
+    assert np.array(c["cells"]).shape == (2, 2)
+    for m, row in a["summary"].items():  # the floor depends on the draw only: its spread is over the draws
+        vals = [cell["test"][m]["nmse"] for cell in a["cells"] if m != "floor" or cell["pretrain_seed_index"] == 0]
+        assert row["nmse"] == pytest.approx([np.mean(vals), np.std(vals, ddof=1)]), m
+    for cell in a["cells"]:  # the MLP head's choice is the candidate with the lowest valid score
+        ch = cell["choices"]["ssl_mlp"]
+        assert ch["valid"] == min(r["valid"] for r in ch["candidates"])
+
+
+def test_uneven_searches_and_bad_settings_are_refused(burgers_splits):
+    data, _ = burgers_splits
+
+    def run(cfg: RegressionConfig) -> dict:
+        cpu = torch.device("cpu")
+        return evaluate_regression([make_encoder(0)], lambda: make_encoder(0), LieViews(**AUG), data, cfg, True, cpu)
+
+    uneven = tiny_regression(supervised=Search(lrs=[1e-3, 3e-3, 1e-2], max_steps=4, eval_every=2, patience=1, batch=8))
+    for cfg, msg in (
+        (uneven, "same number of candidates"),
+        (tiny_regression(n_labels=99), "n_labels=99 must lie in [8, 24]"),
+        (tiny_regression(methods=["ssl_linear"]), "must include supervised"),
+        (tiny_regression(methods=["ssl_linear", "supervised", "lasso"]), "unknown method 'lasso'"),
+        (tiny_regression(select_metric="mae"), "unknown select_metric 'mae'"),
+        (tiny_regression(label_draws=[0, 0]), "give distinct label-draw seeds"),
+        (
+            tiny_regression(finetune=Search(lrs=[1e-3, 3e-3], max_steps=8, eval_every=2, patience=1, batch=8)),
+            "same step budget: max_steps 8 vs 4",
+        ),
+        (
+            tiny_regression(mlp=Search(lrs=[1e-3], max_steps=5, eval_every=5, patience=0, views=["crops", "lie"])),
+            "views do not apply",
+        ),
+    ):
+        with pytest.raises(UserError, match=msg.replace("[", r"\[")):
+            run(cfg)
