@@ -41,12 +41,12 @@ Strengths are therefore kept small by default (``configs/augment/ns2d.yaml``); 0
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
+from ssl_pde.augment.base import SymmetryViews
 from ssl_pde.augment.lie import splitting_sequence
 from ssl_pde.core.errors import UserError
 from ssl_pde.pdes import PDES
@@ -81,7 +81,7 @@ def eval_window_start(window: str, n_frames: int, crop_t: int) -> int:
     return {"start": 0, "center": (n_frames - crop_t) // 2, "end": n_frames - crop_t}[window]
 
 
-class NSViews:
+class NSViews(SymmetryViews):
     """Configured 2D view builder (``configs/augment/ns2d.yaml``).
 
     Args:
@@ -124,27 +124,33 @@ class NSViews:
         fields: Sequence[str] | None = FIELDS,  # keep all three: exports made before the option carry none
     ) -> None:
         strengths = dict(strengths or {})
+        self._keep_config(
+            pde=pde,
+            strengths=strengths,
+            mode=mode,
+            crop_t=crop_t,
+            crop_x=crop_x,
+            crop_y=crop_y,
+            order=order,
+            steps=steps,
+            relative_coords=relative_coords,
+            same_window=same_window,
+            normalize_coords=normalize_coords,
+            eval_window=eval_window,
+            fields=fields,
+        )
         self.fields = check_fields(fields)
         spec = PDES[pde]
         if spec.n_spatial_dims != 2:
             raise UserError(f"NSViews needs a 2D PDE, {pde} has {spec.n_spatial_dims} spatial dimension(s)")
-        unknown = sorted(set(strengths) - set(spec.symmetries))
-        if unknown:
-            raise UserError(f"unknown generators {unknown} for {pde} (have: {', '.join(spec.symmetries)})")
         if mode not in MODES:
             raise UserError(f"unknown view mode {mode!r} for {pde} (choose from: {', '.join(MODES)})")
-        for name, s in strengths.items():
-            if not (math.isfinite(s) and s >= 0):
-                raise UserError(f"strength of {name} must be >= 0, got {s!r}")
+        self._set_generators(pde, strengths)
         for name, c in (("crop_t", crop_t), ("crop_x", crop_x), ("crop_y", crop_y)):
             if c < 1:
                 raise UserError(f"{name} must be >= 1, got {c}")
         eval_window_start(eval_window, crop_t, crop_t)  # validates eval_window
         splitting_sequence(1, order, steps)  # validates order and steps
-        self.pde = pde
-        self.names = [n for n in spec.symmetries if strengths.get(n, 0.0) > 0]
-        self.symmetries = [spec.symmetries[n] for n in self.names]
-        self.strengths = torch.tensor([float(strengths[n]) for n in self.names], dtype=torch.float64)
         self.mode, self.crop_t, self.crop_x, self.crop_y = mode, crop_t, crop_x, crop_y
         self.order, self.steps, self.relative_coords = order, steps, relative_coords
         self.same_window, self.normalize_coords, self.eval_window = same_window, normalize_coords, eval_window
@@ -162,33 +168,10 @@ class NSViews:
         """Channels of a view (see :meth:`view_channels`)."""
         return self.view_channels(self.mode, self.crop_t, self.fields)
 
-    def without_symmetries(self) -> NSViews:
-        """The same crops and layout with every generator off (the crops-only ablation)."""
-        return NSViews(
-            self.pde,
-            {},
-            self.mode,
-            self.crop_t,
-            self.crop_x,
-            self.crop_y,
-            self.order,
-            self.steps,
-            self.relative_coords,
-            self.same_window,
-            self.normalize_coords,
-            self.eval_window,
-            self.fields,
-        )
-
     @staticmethod
     def inputs(batch: Mapping[str, Any]) -> tuple[Tensor, ...]:
         """The positional view arguments from a data-module batch: ``(u, t, x, y)``."""
         return batch["u"], batch["t"], batch["x"], batch["y"]
-
-    def sample_eps(self, batch: int, generator: torch.Generator, device: torch.device) -> Tensor:
-        """(n_generators, B) float64, ``eps_i ~ U(-s_i, s_i)``."""
-        r = torch.rand(len(self.names), batch, generator=generator, dtype=torch.float64, device=generator.device)
-        return ((2 * r - 1) * self.strengths.to(r.device)[:, None]).to(device)
 
     def check_data(self, item_shape: tuple[int, ...]) -> None:
         """Refuse crops larger than the data before any work; ``item_shape``: one trajectory's (T, C, X, Y)."""

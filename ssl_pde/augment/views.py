@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ssl_pde.augment.base import SymmetryViews
 from ssl_pde.augment.lie import apply_group_element, invert_coordinates
 from ssl_pde.core.errors import UserError
 from ssl_pde.pdes import PDES
@@ -32,7 +33,7 @@ Tensor = torch.Tensor
 MODES = ("coords", "resample")
 
 
-class LieViews:
+class LieViews(SymmetryViews):
     """Configured view builder (``configs/augment/<pde>.yaml``).
 
     Args:
@@ -57,40 +58,27 @@ class LieViews:
         relative_coords: bool = True,
         time_degree: int = 5,
     ) -> None:
-        spec = PDES[pde]
-        unknown = sorted(set(strengths) - set(spec.symmetries))
-        if unknown:
-            raise UserError(f"unknown generators {unknown} for {pde} (have: {', '.join(spec.symmetries)})")
+        self._keep_config(
+            pde=pde,
+            strengths=dict(strengths),
+            mode=mode,
+            crop_t=crop_t,
+            crop_x=crop_x,
+            order=order,
+            steps=steps,
+            relative_coords=relative_coords,
+            time_degree=time_degree,
+        )
         if mode not in MODES:
             raise UserError(f"unknown view mode {mode!r} (choose from: {', '.join(MODES)})")
-        for name, s in strengths.items():
-            if not (math.isfinite(s) and s >= 0):
-                raise UserError(f"strength of {name} must be >= 0, got {s!r}")
-        self.pde = pde
-        self.names = [n for n in spec.symmetries if strengths.get(n, 0.0) > 0]
+        self._set_generators(pde, strengths)
         if mode == "resample":
-            bad = [n for n in self.names if "whole line" in spec.symmetries[n].boundary]
+            bad = [n for n in self.names if "whole line" in PDES[pde].symmetries[n].boundary]
             if bad:
                 raise UserError(f"resample mode needs periodic-preserving generators; {bad} are whole-line only")
-        self.symmetries = [spec.symmetries[n] for n in self.names]
-        self.strengths = torch.tensor([float(strengths[n]) for n in self.names], dtype=torch.float64)
         self.mode, self.crop_t, self.crop_x = mode, crop_t, crop_x
         self.order, self.steps = order, steps
         self.relative_coords, self.time_degree = relative_coords, time_degree
-
-    def without_symmetries(self) -> LieViews:
-        """The same crops and layout with every generator off (the crops-only ablation)."""
-        return LieViews(
-            self.pde,
-            {},
-            self.mode,
-            self.crop_t,
-            self.crop_x,
-            self.order,
-            self.steps,
-            self.relative_coords,
-            self.time_degree,
-        )
 
     @staticmethod
     def view_channels(mode: str, crop_t: int | None = None) -> int:
@@ -108,11 +96,6 @@ class LieViews:
     def inputs(batch: Mapping[str, Any]) -> tuple[Tensor, ...]:
         """The positional view arguments from a data-module batch: ``(u, t, x, length)``, u the first field."""
         return batch["u"][:, :, 0], batch["t"], batch["x"], batch["length"]
-
-    def sample_eps(self, batch: int, generator: torch.Generator, device: torch.device) -> Tensor:
-        """(n_generators, B) float64, ``eps_i ~ U(-s_i, s_i)``."""
-        r = torch.rand(len(self.names), batch, generator=generator, dtype=torch.float64, device=generator.device)
-        return ((2 * r - 1) * self.strengths.to(r.device)[:, None]).to(device)
 
     def check_data(self, item_shape: tuple[int, ...]) -> None:
         """Refuse crops larger than the data before any work; ``item_shape``: one trajectory's (T, C, X)."""
