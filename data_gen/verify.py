@@ -119,7 +119,7 @@ def reference_agreement(
     for i in range(len(seeds)):
         nu = float(params["nu"][i]) if "nu" in params else None
         t_eval = np.concatenate([[0.0], t[i]]) if t[i][0] > 0 else t[i]
-        ref = reference_solve(gen.pde, u0[i], float(params["domain_length"][i]), t_eval, nu, rtol, atol)
+        ref = reference_solve(gen.pde, u0[i], float(params["domain_length"][i]), t_eval, nu, rtol, atol=atol)
         errs.append(rel_l2(u[i], ref[-len(t[i]) :]))
     return ReferenceAgreement(errs, time.perf_counter() - t0, t_solver)
 
@@ -245,7 +245,7 @@ def ns2d_phiflow_agreement(
         dx = g.length_x / n
         steps = max(1, round(t_end / (dt_per_dx * dx)))
         s0 = g.initial_smoke(p)[0].numpy()
-        up, times = phiflow_smoke(s0, float(p["buoyancy"][0]), t_end / steps, steps, n, g.length_x, g.nu)
+        up, times = phiflow_smoke(s0, float(p["buoyancy"][0]), t_end / steps, steps, n, g.length_x, nu=g.nu)
         hs.append(1.0 / n)
         errs.append(err(up, ref))
         rows.append(PhiFlowRow(n, err(u, ref), errs[-1], math.nan, float(sum(times))))

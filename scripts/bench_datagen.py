@@ -196,7 +196,7 @@ def run_radau(
     try:
         with time_limit(timeout), warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            ref = reference_solve(pde, u0, length, t_eval, nu, RTOL, ATOL)
+            ref = reference_solve(pde, u0, length, t_eval, nu, RTOL, atol=ATOL)
         if not np.all(np.isfinite(ref)):
             return None, time.perf_counter() - t0, "non-finite values"
         return ref, time.perf_counter() - t0, ""
@@ -354,10 +354,10 @@ def bench_shard(gen: PeriodicGenerator1D, cfg: DictConfig, args: argparse.Namesp
         sync(device)
         t0 = time.perf_counter()
         data, seeds, rejections = generate_shard_data(
-            gen, args.seed, SPLIT, 0, n, args.n_batch, device, float(cfg.max_reject_fraction)
+            gen, args.seed, SPLIT, 0, n, args.n_batch, device=device, max_reject_fraction=float(cfg.max_reject_fraction)
         )
         t1 = time.perf_counter()
-        write_shard(path, data, seeds, gen, SPLIT, key, config_yaml, rejections)
+        write_shard(path, data, seeds, gen, SPLIT, key, config_yaml=config_yaml, rejections=rejections)
         t2 = time.perf_counter()
         size = path.stat().st_size
     out = {
@@ -665,11 +665,20 @@ def bench_ns2d(args: argparse.Namespace, device: str) -> dict[str, Any]:
             sync(device)
             t0 = time.perf_counter()
             data, sds, rej = generate_shard_data(
-                gen, args.seed, SPLIT, 0, n, min(n, args.n_batch), device, float(cfg.max_reject_fraction)
+                gen,
+                args.seed,
+                SPLIT,
+                0,
+                n,
+                min(n, args.n_batch),
+                device=device,
+                max_reject_fraction=float(cfg.max_reject_fraction),
             )
             t1 = time.perf_counter()
             key = generation_key(solver_cfg, args.seed, SPLIT, 0, n)
-            write_shard(path, data, sds, gen, SPLIT, key, OmegaConf.to_yaml(cfg, resolve=True), rej)
+            write_shard(
+                path, data, sds, gen, SPLIT, key, config_yaml=OmegaConf.to_yaml(cfg, resolve=True), rejections=rej
+            )
             t2 = time.perf_counter()
             size = path.stat().st_size
         res["shard"] = {

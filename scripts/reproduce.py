@@ -347,7 +347,9 @@ def main() -> None:
     runner = Runner(out, args.dry_run or args.summary_only, record=not args.summary_only)
     t0 = time.perf_counter()
     seeds = args.pretrain_seeds or scale["pretrain_seeds"]
-    paths = {pde: run_pde(pde, scale, out, args.device, runner, seeds, args.pretrain_only) for pde in args.pdes}
+    paths = {
+        pde: run_pde(pde, scale, out, args.device, runner, seeds, pretrain_only=args.pretrain_only) for pde in args.pdes
+    }
     if args.dry_run:
         return
     print("\n" + summarise(paths, out, args, runner, time.perf_counter() - t0))

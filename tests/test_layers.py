@@ -70,3 +70,17 @@ def test_the_rule_is_read_from_real_imports(tmp_path):
     f.write_text("def f():\n    from data_gen.cli import generate as g\n    import ssl_pde.lit.vicreg\n")
     assert _imports(f) == ["data_gen.cli", "ssl_pde.lit.vicreg"]
     assert not _allowed_from_data_gen("ssl_pde.lit.vicreg") and _allowed_from_data_gen("ssl_pde.core.cli")
+
+
+def test_no_call_passes_more_than_six_positional_arguments():
+    """Long positional calls hide which value is which; past six, arguments go by keyword. The one exception is the
+    symmetry registry's convention ``g(eps, *coordinates, *fields)`` (2D Navier-Stokes: eps, t, x, y, vx, vy, p)."""
+    bad = []
+    for root in ("ssl_pde", "data_gen", "scripts"):
+        for p in sorted((ROOT / root).rglob("*.py")):
+            for node in ast.walk(ast.parse(p.read_text(), str(p))):
+                if isinstance(node, ast.Call) and len(node.args) > 6:
+                    name = ast.unparse(node.func)
+                    if not name.startswith("self.symmetries["):
+                        bad.append(f"{p.relative_to(ROOT)}:{node.lineno} {name}")
+    assert not bad, bad

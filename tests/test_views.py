@@ -86,7 +86,7 @@ def test_interpolation_matches_the_exact_solution():
     g = torch.Generator().manual_seed(0)
     tq = (0.1 + 0.8 * torch.rand(3, 5, 1, generator=g, dtype=torch.float64)).expand(3, 5, 7)
     xq = 10 * torch.rand(3, 5, 7, generator=g, dtype=torch.float64)
-    got = interpolate(u, t, length, x[:, 0], tq, xq, 5)
+    got = interpolate(u, t, length, x[:, 0], tq, xq, degree=5)
     shift = torch.arange(3, dtype=torch.float64)[:, None, None]
     torch.testing.assert_close(got, burgers_exact(tq, xq + shift), rtol=0, atol=1e-7)
 

@@ -87,7 +87,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     created = [d for d in (split_dir, *split_dir.parents) if not d.exists()][::-1]  # outermost first
     split_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _generate_shards(cfg, gen, device, out_dir, split_dir, plans, (worker, num_workers))
+        return _generate_shards(cfg, gen, device, out_dir, split_dir, plans, workers=(worker, num_workers))
     except BaseException:
         for d in reversed(created):  # leave nothing behind that this run created and did not fill
             if d.is_dir() and not any(d.iterdir()):
@@ -167,11 +167,13 @@ def _generate_shards(
                         plan.index,
                         plan.n,
                         cfg.batch_size,
-                        device,
-                        cfg.max_reject_fraction,
-                        advance,
+                        device=device,
+                        max_reject_fraction=cfg.max_reject_fraction,
+                        progress=advance,
                     )
-                    write_shard(path, data, seeds, gen, cfg.split, plan.key, config_yaml, rejections)
+                    write_shard(
+                        path, data, seeds, gen, cfg.split, plan.key, config_yaml=config_yaml, rejections=rejections
+                    )
                 finally:
                     claim.release()
                 made_n += plan.n

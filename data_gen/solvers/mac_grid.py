@@ -232,7 +232,9 @@ class NS2DStepper:
 
     def rhs(self, st: NSState) -> NSState:
         rs = smoke_rhs(st.s, st.vx, st.vy, self.dx, self.dy, self.smoke_limiter)
-        rx, ry = momentum_rhs(st.vx, st.vy, st.s, self.buoyancy, self.nu, self.dx, self.dy, self.momentum_limiter)
+        rx, ry = momentum_rhs(
+            st.vx, st.vy, st.s, self.buoyancy, self.nu, self.dx, dy=self.dy, limited=self.momentum_limiter
+        )
         return NSState(rs, rx, ry)
 
     def _combine(self, a: float, st0: NSState, c: float, st1: NSState, dt: Tensor | float) -> NSState:

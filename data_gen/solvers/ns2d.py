@@ -285,7 +285,14 @@ class NS2DGenerator(TrajectoryGenerator):
         b = torch.as_tensor(params["buoyancy"], dtype=torch.float64, device=dev)
         nb = len(b)
         stepper = NS2DStepper(
-            self.nx, self.ny, self.length_x, self.length_y, self.nu, b, self.smoke_limiter, self.momentum_limiter
+            self.nx,
+            self.ny,
+            self.length_x,
+            self.length_y,
+            self.nu,
+            b,
+            smoke_limiter=self.smoke_limiter,
+            momentum_limiter=self.momentum_limiter,
         )
         s0 = self.initial_smoke(params, dev)
         st = NSState(

@@ -200,8 +200,10 @@ class NSViews(SymmetryViews):
         y0 = torch.randint(0, ny - self.crop_y + 1, (b,), generator=generator, device=gd)
         return t0.to(u.device), x0.to(u.device), y0.to(u.device)
 
-    def _crop(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, t0: Tensor, x0: Tensor, y0: Tensor):
-        """Cropped fields (3 x (B, ct, cx, cy)) and grids (B, ct, 1, 1), (B, 1, cx, 1), (B, 1, 1, cy), float64."""
+    def _crop(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, starts: tuple[Tensor, Tensor, Tensor]):
+        """Cropped fields (3 x (B, ct, cx, cy)) and grids (B, ct, 1, 1), (B, 1, cx, 1), (B, 1, 1, cy), float64;
+        ``starts``: the crop origins (t0, x0, y0), (B,) each."""
+        t0, x0, y0 = starts
         dev, f64 = u.device, torch.float64
         ti = t0[:, None] + torch.arange(self.crop_t, device=dev)
         xi = x0[:, None] + torch.arange(self.crop_x, device=dev)
@@ -269,7 +271,7 @@ class NSViews(SymmetryViews):
         """
         t0, x0, y0 = self.crop_starts(u, generator) if starts is None else starts
         eps = self.sample_eps(u.shape[0], generator, u.device)
-        (s, vx, vy), tc, xc, yc = self._crop(u, t, x, y, t0, x0, y0)
+        (s, vx, vy), tc, xc, yc = self._crop(u, t, x, y, (t0, x0, y0))
         tt, xx, yy = torch.broadcast_tensors(tc, xc, yc)
         tp, xp, yp, vx, vy = self.transform(eps, tt, xx, yy, vx, vy)
         return self._stack(*self._coord_channels((tp, xp, yp), (tc, xc, yc)), s, vx, vy)
@@ -285,7 +287,7 @@ class NSViews(SymmetryViews):
             torch.full((b,), s0, dtype=torch.long, device=dev)
             for s0 in (t0, (nx - self.crop_x) // 2, (ny - self.crop_y) // 2)
         ]
-        (s, vx, vy), tc, xc, yc = self._crop(u, t, x, y, *starts)
+        (s, vx, vy), tc, xc, yc = self._crop(u, t, x, y, starts)
         return self._stack(*self._coord_channels((tc, xc, yc), (tc, xc, yc)), s, vx, vy)
 
     def two_views(self, u: Tensor, t: Tensor, x: Tensor, y: Tensor, generator: torch.Generator, **params: Tensor):

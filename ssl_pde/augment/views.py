@@ -138,7 +138,7 @@ class LieViews(SymmetryViews):
         if self.mode == "coords":
             uc = u[torch.arange(b, device=dev)[:, None, None], ti[:, :, None], (xi % nx)[:, None, :]].to(f64)
             tt, xx = torch.broadcast_tensors(tc[:, :, None], xc[:, None, :])
-            tp, xp, up = apply_group_element(self.symmetries, eps, tt, xx, uc, self.order, self.steps, **p)
+            tp, xp, up = apply_group_element(self.symmetries, eps, tt, xx, uc, self.order, steps=self.steps, **p)
             if self.relative_coords:
                 tp = tp - tp[:, :1, :1]
                 xp = xp - xp[:, :1, :1]
@@ -151,7 +151,7 @@ class LieViews(SymmetryViews):
             xc[:, None, :1],
             torch.zeros(b, 1, 1, dtype=f64, device=dev),
             self.order,
-            self.steps,
+            steps=self.steps,
             **p,
         )
         dt = (t[:, 1] - t[:, 0]).to(f64)[:, None, None]
@@ -166,7 +166,7 @@ class LieViews(SymmetryViews):
             xc[:, None, :1],
             torch.zeros(b, 1, 1, dtype=f64, device=dev),
             self.order,
-            self.steps,
+            steps=self.steps,
             **p,
         )
         tg = tg - (tg[:, -1:, :1] - t_last).clamp(min=0)
@@ -176,8 +176,10 @@ class LieViews(SymmetryViews):
             raise UserError(
                 f"crop_t={self.crop_t} is too long for the time scalings sampled: pre-images leave the data"
             )
-        upre = interpolate(u.to(f64), t.to(f64), length.to(dev, f64), x.to(f64)[:, 0], tpre, xpre, self.time_degree)
-        _, _, up = apply_group_element(self.symmetries, eps, tpre, xpre, upre, self.order, self.steps, **p)
+        upre = interpolate(
+            u.to(f64), t.to(f64), length.to(dev, f64), x.to(f64)[:, 0], tpre, xpre, degree=self.time_degree
+        )
+        _, _, up = apply_group_element(self.symmetries, eps, tpre, xpre, upre, self.order, steps=self.steps, **p)
         return up[:, None].float()
 
     def eval_view(self, u: Tensor, t: Tensor, x: Tensor, length: Tensor) -> Tensor:
@@ -205,7 +207,9 @@ class LieViews(SymmetryViews):
         return (self.view(u, t, x, length, generator, **params), self.view(u, t, x, length, generator, **params))
 
 
-def interpolate(u: Tensor, t: Tensor, length: Tensor, x_origin: Tensor, tq: Tensor, xq: Tensor, degree: int) -> Tensor:
+def interpolate(
+    u: Tensor, t: Tensor, length: Tensor, x_origin: Tensor, tq: Tensor, xq: Tensor, *, degree: int
+) -> Tensor:
     """Evaluate stored trajectories at arbitrary points.
 
     Exact trigonometric interpolation in periodic x; Lagrange interpolation of degree ``degree`` over the
