@@ -81,29 +81,11 @@ SCALES: dict[str, dict] = {
     "cpu": {
         "splits": {"train": 1024, "valid": 128, "test": 256},
         "generate": {
-            "burgers": [
-                "solver.nu_min=2.0e-2",
-                "solver.nu_max=2.0e-1",
-                "solver.nx=128",
-                "solver.nt=64",
-                "solver.nt_total=64",
-                "solver.solver_nx=512",
-                "solver.dt_max=2.0e-3",
-            ],
+            "burgers": ["solver=burgers_small"],  # the demo's cheaper Burgers
             "ns2d": "solver.nx=32 solver.ny=32 solver.dt_max=0.1 pde.batch_size=128 pde.shard_size=128".split(),
         },
         "splits_pde": {"ns2d": {"train": 2048, "valid": 128, "test": 256}},
-        "pretrain": [
-            "trainer=cpu",
-            "trainer.max_epochs=60",
-            "encoder.widths=[32,64,128,256]",
-            "augment.crop_t=32",
-            "augment.crop_x=64",
-            "data.batch_size=128",
-            "data.num_workers=0",
-            "optim.lr=1.0e-3",
-            "logger=csv",
-        ],
+        "pretrain": ["scale=cpu", "logger=csv"],  # configs/scale/cpu.yaml over the experiment
         "pretrain_pde": {"ns2d": ["logger=csv"]},
         "experiments": {"burgers": "burgers_demo", "ns2d": "ns2d_cpu"},
         "labels": [64, 256],
@@ -125,7 +107,7 @@ SCALES: dict[str, dict] = {
         "splits": {"train": 10000, "valid": 1000, "test": 1000},
         "generate": {},
         "experiments": {},
-        "pretrain": ["trainer=gpu", "trainer.max_epochs=100", "data.batch_size=256", "logger=csv"],
+        "pretrain": ["scale=paper", "logger=csv"],
         "labels": [32, 128, 512, 2048],
         "pretrain_seeds": [0, 1, 2],
         "eval": [f"regression.{m}.{k}" for m in ("finetune", "supervised") for k in ("max_steps=2000", "batch=128")],

@@ -244,6 +244,7 @@ class _Touch:
     sorted(
         [f"experiment={p.stem}" for p in (CONFIG_DIR / "experiment").glob("*.yaml")]
         + [f"debug={p.stem}" for p in (CONFIG_DIR / "debug").glob("*.yaml")]
+        + [f"scale={p.stem}" for p in (CONFIG_DIR / "scale").glob("*.yaml")]
         + ["trainer=ddp", "trainer=gpu", "augment.mode=resample"]
     ),
 )
