@@ -81,3 +81,20 @@ def test_uneven_searches_and_bad_settings_are_refused(burgers_splits):
     ):
         with pytest.raises(UserError, match=msg.replace("[", r"\[")):
             run(cfg)
+
+
+def test_search_edges_count_bounded_searches():
+    """A chosen learning rate at either end of the grid, and a chosen run best in the last tenth of a full budget,
+    are counted; an interior, early-stopped choice is not; ridge choices (no search) give nothing."""
+    from ssl_pde.eval.protocol import search_edges
+
+    def choice(lr, best, run, others=300):
+        cands = [{"lr": x, "views": "crops", "best_step": 10, "steps_run": others} for x in (1e-3, 3e-3, 1e-2)]
+        for c in cands:
+            if c["lr"] == lr:
+                c.update(best_step=best, steps_run=run)
+        return {"chosen": {"lr": lr, "views": "crops", "best_step": best}, "candidates": cands}
+
+    cells = [choice(1e-2, 300, 300), choice(1e-3, 100, 150), choice(3e-3, 280, 300), choice(3e-3, 50, 100)]
+    assert search_edges(cells) == {"lr_at_edge": 2, "still_improving": 2, "cells": 4}
+    assert search_edges([{"lambda": 1.0, "valid": 0.1}]) == {}

@@ -309,5 +309,24 @@ def summarise_cells(doc: dict[str, Any], n_boot: int = 10000) -> dict[str, Any]:
                 "seconds": round(sum(c["seconds"][m] for c in cells), 1),
                 "steps": int(sum(c["choices"][m].get("steps", 0) for c in cells)),
                 "candidates": len(cells[0]["choices"][m].get("candidates", [])),
+                **search_edges([c["choices"][m] for c in cells]),
             }
     return {"summary": summary, "comparisons": comparisons, "budget": budget}
+
+
+def search_edges(choices: list[dict[str, Any]]) -> dict[str, int]:
+    """How often a trained method's search was bounded: ``lr_at_edge``, cells whose chosen learning rate is the
+    smallest or largest candidate (the optimum may lie outside the grid); ``still_improving``, cells whose
+    chosen run used its whole step budget and was best in its last tenth (more steps might help). Empty for
+    methods without a search (ridge)."""
+    trained = [c for c in choices if "chosen" in c and c.get("candidates")]
+    if not trained:
+        return {}
+    edge = improving = 0
+    for c in trained:
+        lrs = [k["lr"] for k in c["candidates"]]
+        edge += c["chosen"]["lr"] in (min(lrs), max(lrs))
+        run = next(k for k in c["candidates"] if k["lr"] == c["chosen"]["lr"] and k["views"] == c["chosen"]["views"])
+        full = max(k["steps_run"] for k in c["candidates"])
+        improving += run["steps_run"] == full and run["best_step"] >= 0.9 * full
+    return {"lr_at_edge": edge, "still_improving": improving, "cells": len(trained)}

@@ -77,6 +77,18 @@ def regression_table(doc: dict[str, Any]) -> str:
     for meth, b in r["budget"].items():
         chosen = "; ".join(_chosen(c["choices"][meth]) for c in r["cells"])
         lines.append(f"| {meth} | {b['candidates'] or '-'} | {chosen} | {b['steps'] or '-'} | {b['seconds']} |")
+    edges = [
+        f"{meth} chose a learning rate at the edge of its grid in {b['lr_at_edge']} of {b['cells']} cells and was "
+        f"still improving at the end of its budget in {b['still_improving']}"
+        for meth, b in r["budget"].items()
+        if b.get("cells") and (b["lr_at_edge"] or b["still_improving"])
+    ]
+    if edges:
+        lines += [
+            "",
+            "Searches at their bounds: " + "; ".join(edges) + ". A bound that binds one side more than the other "
+            "can move a ratio; widen the grid or the budget (chosen on valid) before reading it as final.",
+        ]
     return "\n".join(lines)
 
 
