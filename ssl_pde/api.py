@@ -99,9 +99,8 @@ class PretrainedEncoder:
             batch["y"] = _rows(_tensor(y, torch.float64), n, u.shape[4], "y")
         else:
             if length is None:
-                length = x_[:, 1] - x_[:, 0]
-                length = length * u.shape[3]
-            batch["length"] = torch.as_tensor(_tensor(length, torch.float64)).expand(n).clone()
+                length = (x_[:, 1] - x_[:, 0]) * u.shape[3]
+            batch["length"] = _tensor(length, torch.float64).expand(n).clone()
         self.views.check_data(tuple(u.shape[1:]))
         out = []
         for i in range(0, n, batch_size):

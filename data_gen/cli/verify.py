@@ -72,15 +72,9 @@ def verify(cfg: DictConfig) -> str:
     ]
     numbers: dict = {"pde": pde, "t_end": float(st.t_end), "seeds": seeds.tolist()}
     if "time" in tables:
-        lines += [
-            "",
-            "## Time refinement (error vs a run with 4x the finest substeps; relative L2 over all frames)",
-            "",
-            "| internal dt | rel. L2 error | observed order |",
-            "|---|---|---|",
-        ]
         rows = time_refinement(short, seeds, list(st.substeps), str(device))
-        lines += [f"| {r.resolution:.4g} | {r.error:.3e} | {r.order:.2f} |" for r in rows]
+        title = "Time refinement (error vs a run with 4x the finest substeps; relative L2 over all frames)"
+        lines += _refinement_table(title, "internal dt", [f"{r.resolution:.4g}" for r in rows], rows)
         numbers["time"] = [{"dt": r.resolution, "error": r.error, "order": r.order} for r in rows]
         dt_store = gen.stored_times(gen.sample_params(seeds))[1]
         dt_gen = float(np.max(dt_store)) / gen.substeps(dt_store)
@@ -91,15 +85,9 @@ def verify(cfg: DictConfig) -> str:
             "Ostermann 2005), which approaches 4 as dt falls.",
         ]
     if "space" in tables:
-        lines += [
-            "",
-            f"## Grid refinement (error on the {min(st.grids)}-point grid vs a {2 * max(st.grids)}-point run)",
-            "",
-            "| solver grid | rel. L2 error | observed order |",
-            "|---|---|---|",
-        ]
         rows = space_refinement(short, seeds, list(st.grids), str(device))
-        lines += [f"| {int(r.resolution)} | {r.error:.3e} | {r.order:.2f} |" for r in rows]
+        title = f"Grid refinement (error on the {min(st.grids)}-point grid vs a {2 * max(st.grids)}-point run)"
+        lines += _refinement_table(title, "solver grid", [str(int(r.resolution)) for r in rows], rows)
         numbers["space"] = [{"grid": r.resolution, "error": r.error, "order": r.order} for r in rows]
     if "reference" not in tables:
         return _finish(cfg, lines, numbers, pde, t0)
@@ -120,6 +108,12 @@ def verify(cfg: DictConfig) -> str:
         f"for {len(seeds)} trajectories, the batched solver {agree.seconds_solver:.2f} s.",
     ]
     return _finish(cfg, lines, numbers, pde, t0)
+
+
+def _refinement_table(title: str, column: str, labels: list[str], rows: list) -> list[str]:
+    """A markdown section: one row per resolution with its error and observed order."""
+    head = ["", f"## {title}", "", f"| {column} | rel. L2 error | observed order |", "|---|---|---|"]
+    return head + [f"| {a} | {r.error:.3e} | {r.order:.2f} |" for a, r in zip(labels, rows, strict=True)]
 
 
 def _finish(cfg: DictConfig, lines: list[str], numbers: dict, pde: str, t0: float) -> str:
