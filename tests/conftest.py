@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -110,3 +111,32 @@ def burgers_splits(tmp_path_factory):
         s: Split.load(TrajectoryDataset(d / "burgers" / s.removesuffix("_b"), names, preload=True), "nu")
         for s, d in dirs.items()
     }, root
+
+
+class CliResult:
+    """What an in-process command-line run left: its exit status and captured output (as a CompletedProcess)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run a console-script entry point in this process: ``cli(main, *args) -> CliResult``.
+
+    The same ``main`` the installed script calls (parsing, Hydra composition, the exit-status rules), without
+    re-importing torch, Lightning and Hydra in a subprocess; ``sys.argv`` is set as the shell would set it.
+    """
+
+    def run(main, *args: str) -> CliResult:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", [getattr(main, "__module__", "ssl-pde"), *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -80,7 +78,3 @@ def save_encoder(path: Path, **over) -> Path:
         path,
     )
     return path
-
-
-def run_eval(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ssl_pde.cli.eval", *args], capture_output=True, text=True)

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from data_gen.cli.verify import main as verify_main
 from ssl_pde.data.schema import list_shards, validate_shard
 from tests.conftest import TINY
 
@@ -63,7 +64,7 @@ def test_demo_bad_input(tmp_path):
 
 
 @pytest.mark.parametrize("pde", ["ks"])
-def test_verify_report(tmp_path, pde):
+def test_verify_report(cli, tmp_path, pde):
     """ssl-pde-verify prints and writes the three studies; its numbers show 4th-order-ish time convergence,
     spectral space convergence and agreement with Radau."""
     out = tmp_path / "v.md"
@@ -81,7 +82,7 @@ def test_verify_report(tmp_path, pde):
         "studies.ks.nt=11",
         "studies.ks.substeps=[2,4,8]",
     ]
-    res = subprocess.run([sys.executable, "-m", "data_gen.cli.verify", *args], capture_output=True, text=True)
+    res = cli(verify_main, *args)
     assert res.returncode == 0, res.stderr
     text = out.read_text()
     for head in ("## Time refinement", "## Grid refinement", "## Agreement with scipy Radau"):

@@ -10,18 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
+from ssl_pde.cli.eval import main as eval_main
 from ssl_pde.core.errors import UserError
 from ssl_pde.eval.setup import load_encoder
-from tests.eval_helpers import ENC_CFG, TINY_EVAL, run_eval, save_encoder
+from tests.eval_helpers import ENC_CFG, TINY_EVAL, save_encoder
 
 
-def test_eval_cli_writes_results_and_refuses_bad_input(burgers_splits, tmp_path):
+def test_eval_cli_writes_results_and_refuses_bad_input(cli, burgers_splits, tmp_path):
     """The real command: results.json records every choice with its valid score, results.md holds the table
     with the floor, the paired ratios and the budgets; one offline W&B run; bad input ends in one line, exit 2."""
     _, root = burgers_splits
     ckpt = save_encoder(tmp_path / "encoder.pt")
     common = [f"data.dir={root}", *TINY_EVAL, f"out_dir={tmp_path / 'out'}"]
-    res = run_eval(f"ckpt={ckpt}", "regression.n_labels=16", "regression.label_draws=[0,1,2]", *common)
+    res = cli(eval_main, f"ckpt={ckpt}", "regression.n_labels=16", "regression.label_draws=[0,1,2]", *common)
     assert res.returncode == 0, res.stderr[-2000:]
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     cell = doc["result"]["cells"][0]
@@ -63,11 +64,11 @@ def test_eval_cli_writes_results_and_refuses_bad_input(burgers_splits, tmp_path)
         ([f"ckpt={ckpt}", "eval_window=start"], "eval_window=start applies to ns2d encoders only (burgers given)"),
         ([f"ckpt={ckpt}", "regression.n_labels=many"], "bad eval setting"),
     ):
-        bad = run_eval(*args, *common)
+        bad = cli(eval_main, *args, *common)
         assert bad.returncode == 2 and msg in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
     afile = tmp_path / "afile"
     afile.write_text("x")
-    bad = run_eval(f"ckpt={ckpt}", f"data.dir={root}", *TINY_EVAL, f"out_dir={afile}")  # refused before any work
+    bad = cli(eval_main, f"ckpt={ckpt}", f"data.dir={root}", *TINY_EVAL, f"out_dir={afile}")  # refused before any work
     assert bad.returncode == 2 and "is a file, not a directory" in bad.stderr and bad.stderr.count("\n") == 1
     assert afile.read_text() == "x"
 

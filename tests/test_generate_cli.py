@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from omegaconf import open_dict
 
-from data_gen.cli.generate import generate
+from data_gen.cli.generate import generate, main
 from data_gen.writer import trajectory_seed
 from ssl_pde.data.schema import list_shards, validate_shard
 from tests.conftest import TINY, compose_cfg, generate_cfg, tiny_overrides
@@ -166,11 +166,8 @@ def test_rejected_trajectories_are_replaced_and_counted(tmp_path):
     assert "under-resolved" in s.attrs["rejection_reasons"]
 
 
-def _run_bad(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    out = tmp_path / "out"
-    return subprocess.run(
-        [*CLI, f"out_dir={out}", "num_samples=2", "progress=false", *args], capture_output=True, text=True
-    )
+def _run_bad(cli, tmp_path: Path, *args: str):
+    return cli(main, f"out_dir={tmp_path / 'out'}", "num_samples=2", "progress=false", *args)
 
 
 BAD = [
@@ -187,9 +184,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD)
-def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
+def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, message):
     """Bad values: one line on stderr naming the value, exit status 2, nothing written."""
-    res = _run_bad(tmp_path, *args)
+    res = _run_bad(cli, tmp_path, *args)
     assert res.returncode == 2, res.stderr
     assert message in res.stderr
     if not args[-1].startswith("nonexistent"):  # Hydra's own override errors add a hint line
@@ -205,34 +202,32 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
         ("burgers", {"nu_min": 1e-4, "nu_max": 2e-4, "solver_nx": 64, "nx": 32, "t_end": 2.0}, "under-resolved"),
     ],
 )
-def test_unstable_or_under_resolved_settings_fail_cleanly(tmp_path, pde, solver, message):
+def test_unstable_or_under_resolved_settings_fail_cleanly(cli, tmp_path, pde, solver, message):
     """Settings that cannot give valid data end with exit 2, the reason, and no files or directories left."""
     args = tiny_overrides(pde, **solver)
-    res = _run_bad(tmp_path, *args)
+    res = _run_bad(cli, tmp_path, *args)
     assert res.returncode == 2, res.stderr
     assert message in res.stderr and res.stderr.startswith("error:") and res.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("sub, message", [("", "is a file, not a directory"), ("/sub", "which is a file")])
-def test_out_dir_that_is_a_file(tmp_path, sub, message):
+def test_out_dir_that_is_a_file(cli, tmp_path, sub, message):
     """An output directory that is a file, or lies under one, is refused before any work, and said so."""
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a directory")
-    res = subprocess.run(
-        [*CLI, *tiny_overrides("ks"), f"out_dir={blocker}{sub}", "num_samples=2"], capture_output=True, text=True
-    )
+    res = cli(main, *tiny_overrides("ks"), f"out_dir={blocker}{sub}", "num_samples=2")
     assert res.returncode == 2 and message in res.stderr and res.stderr.count("\n") == 1, res.stderr
     assert blocker.read_text() == "not a directory"
 
 
-def test_refuses_to_mix_settings(tmp_path):
+def test_refuses_to_mix_settings(cli, tmp_path):
     """Resuming into a directory made with other settings is refused unless overwrite=true."""
     generate(generate_cfg("ks", tmp_path, num_samples=2))
     args = [*tiny_overrides("ks", length=24.0), f"out_dir={tmp_path}", "num_samples=2", "progress=false"]
-    res = subprocess.run([*CLI, *args], capture_output=True, text=True)
+    res = cli(main, *args)
     assert res.returncode == 2 and "other settings" in res.stderr
-    res = subprocess.run([*CLI, *args, "overwrite=true"], capture_output=True, text=True)
+    res = cli(main, *args, "overwrite=true")
     assert res.returncode == 0, res.stderr
     assert validate_shard(list_shards(tmp_path)[0]).params["domain_length"].max() > 22 * 1.1
 

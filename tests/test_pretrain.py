@@ -1,4 +1,5 @@
-"""VICReg pretraining through the real command line on tiny generated data: checkpoints, offline W&B,
+"""VICReg pretraining through the real command line (in-process; the kill test in a real process) on tiny
+generated data: checkpoints, offline W&B,
 resume, a falling loss, refusal of NaN data and of a diverging loss, and every config composing."""
 
 from __future__ import annotations
@@ -20,24 +21,11 @@ import torch
 import ssl_pde.config  # noqa: F401
 from data_gen.cli.generate import generate
 from ssl_pde import CONFIG_DIR
+from ssl_pde.cli.pretrain import main
 from ssl_pde.models.encoders import ResNet18
 from tests.conftest import REPO_ROOT, compose_cfg
 
 CLI = [sys.executable, "-m", "ssl_pde.cli.pretrain"]
-
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        env={
-            "WANDB_MODE": "offline",
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(Path.home()),
-            "PYTHONPATH": str(REPO_ROOT),
-        },
-    )
 
 
 def _metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -45,11 +33,11 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_smoke_writes_checkpoints_wandb_and_encoder(burgers_data, tmp_path):
+def test_smoke_writes_checkpoints_wandb_and_encoder(cli, burgers_data, tmp_path):
     """debug=smoke: last/best checkpoints, CSV metrics, an offline W&B run holding config and metrics,
     and an exported encoder that rebuilds from its own config."""
     run = tmp_path / "run"
-    res = _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}")
+    res = cli(main, "debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}")
     assert res.returncode == 0, res.stderr[-3000:]
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
     rows = _metrics(run)
@@ -77,7 +65,7 @@ def test_smoke_writes_checkpoints_wandb_and_encoder(burgers_data, tmp_path):
     assert isinstance(enc, ResNet18) and exported["pde"] == "burgers" and exported["augment"]["mode"] == "coords"
 
 
-def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(tmp_path):
+def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(cli, tmp_path):
     """experiment=ns2d_vicreg debug=smoke on tiny ns2d data (32 x 32 cells, 8 frames) from the real
     generator: 2D views (8 frames x 5 channels: t', x', y', vx', vy' by default), the online buoyancy probe,
     checkpoints and encoder.pt; unknown or malformed augment.fields end with one line, exit status 2 and nothing
@@ -95,7 +83,7 @@ def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(tmp_path):
         )
         generate(cfg)
     run = tmp_path / "run"
-    res = _run("experiment=ns2d_vicreg", "debug=smoke", f"data.dir={tmp_path}", f"run_dir={run}", "logger=csv")
+    res = cli(main, "experiment=ns2d_vicreg", "debug=smoke", f"data.dir={tmp_path}", f"run_dir={run}", "logger=csv")
     assert res.returncode == 0, res.stderr[-3000:]
     assert (run / "checkpoints" / "last.ckpt").is_file()
     rows = _metrics(run)
@@ -108,7 +96,8 @@ def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(tmp_path):
     enc.load_state_dict(exported["state_dict"])
     for fields, why in (("[vx,pressure]", "unknown field 'pressure'"), ("vx", "got the string 'vx'")):
         bad = tmp_path / "bad"
-        res = _run(
+        res = cli(
+            main,
             "experiment=ns2d_vicreg",
             "debug=smoke",
             f"data.dir={tmp_path}",
@@ -119,13 +108,15 @@ def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(tmp_path):
         assert not bad.exists()  # refused before the run writes anything
 
 
-def test_resume_continues_steps_and_wandb_run(burgers_data, tmp_path):
+def test_resume_continues_steps_and_wandb_run(cli, burgers_data, tmp_path):
     """ckpt_path=last restores the step count (and optimizer/scheduler) and reuses the W&B run id."""
     run = tmp_path / "run"
-    assert _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}").returncode == 0
+    assert cli(main, "debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}").returncode == 0
     step0 = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     run_id = (run / "wandb_run_id.txt").read_text()
-    res = _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}", "ckpt_path=last", "trainer.max_epochs=4")
+    res = cli(
+        main, "debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}", "ckpt_path=last", "trainer.max_epochs=4"
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     ck = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ck["global_step"] == 2 * step0 == 16 and ck["epoch"] >= 3
@@ -140,7 +131,7 @@ def test_resume_continues_steps_and_wandb_run(burgers_data, tmp_path):
     assert epochs == [0, 1, 2, 3]
 
 
-def test_killed_pretraining_resumes_with_its_whole_history(burgers_data, tmp_path):
+def test_killed_pretraining_resumes_with_its_whole_history(cli, burgers_data, tmp_path):
     """kill -9 once the first epoch's checkpoint exists, then ckpt_path=last: the run reaches its last epoch
     and metrics.csv holds every epoch once, steps strictly increasing (rows logged after the checkpoint by the
     killed process are replaced by the resumed run's)."""
@@ -166,7 +157,7 @@ def test_killed_pretraining_resumes_with_its_whole_history(burgers_data, tmp_pat
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert killed and (run / "checkpoints" / "last.ckpt").exists()
-    res = _run(*args, "ckpt_path=last")
+    res = cli(main, *args, "ckpt_path=last")
     assert res.returncode == 0, res.stderr[-3000:]
     rows = _metrics(run)
     steps = [int(r["step"]) for r in rows if r["train/loss"]]
@@ -175,17 +166,17 @@ def test_killed_pretraining_resumes_with_its_whole_history(burgers_data, tmp_pat
     assert epochs == list(range(6)), epochs
 
 
-def test_loss_falls_when_overfitting_one_batch(burgers_data, tmp_path):
+def test_loss_falls_when_overfitting_one_batch(cli, burgers_data, tmp_path):
     """debug=overfit (one batch, fixed views, 40 steps): the VICReg loss falls well below its start."""
     run = tmp_path / "run"
-    res = _run("debug=overfit", f"data.dir={burgers_data}", f"run_dir={run}", "logger=csv")
+    res = cli(main, "debug=overfit", f"data.dir={burgers_data}", f"run_dir={run}", "logger=csv")
     assert res.returncode == 0, res.stderr[-3000:]
     losses = [float(r["train/loss"]) for r in _metrics(run) if r["train/loss"]]
     assert len(losses) == 40
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
 
 
-def test_nan_in_data_stops_with_a_clear_message(burgers_data, tmp_path):
+def test_nan_in_data_stops_with_a_clear_message(cli, burgers_data, tmp_path):
     """A NaN in one trajectory stops pretraining with one line naming the shard and the trajectory."""
     data = tmp_path / "data"
     shutil.copytree(burgers_data, data)
@@ -193,39 +184,41 @@ def test_nan_in_data_stops_with_a_clear_message(burgers_data, tmp_path):
         u = f["u"][...]
         u[3, 2, 0, 5] = np.nan
         f["u"][...] = u
-    res = _run("debug=smoke", f"data.dir={data}", f"run_dir={tmp_path / 'run'}", "logger=csv")
+    res = cli(main, "debug=smoke", f"data.dir={data}", f"run_dir={tmp_path / 'run'}", "logger=csv")
     assert res.returncode == 2
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "shard-00000.h5: non-finite values in /u of trajectory 3" in last, last
 
 
-def test_diverging_loss_stops_with_a_clear_message(burgers_data, tmp_path):
-    res = _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={tmp_path / 'run'}", "logger=csv", "optim.lr=1e30")
+def test_diverging_loss_stops_with_a_clear_message(cli, burgers_data, tmp_path):
+    res = cli(
+        main, "debug=smoke", f"data.dir={burgers_data}", f"run_dir={tmp_path / 'run'}", "logger=csv", "optim.lr=1e30"
+    )
     assert res.returncode == 2
     assert "non-finite VICReg loss at step" in res.stderr.strip().splitlines()[-1]
 
 
-def test_refused_runs_leave_nothing_behind(burgers_data, tmp_path):
+def test_refused_runs_leave_nothing_behind(cli, burgers_data, tmp_path):
     """Missing data, a missing checkpoint, a run_dir that is a file: one line, exit 2, no run directory, no
     log, no W&B run, nothing printed before the error."""
-    res = _run("debug=smoke", f"data.dir={tmp_path / 'nothing'}", f"run_dir={tmp_path / 'run'}")
+    res = cli(main, "debug=smoke", f"data.dir={tmp_path / 'nothing'}", f"run_dir={tmp_path / 'run'}")
     assert res.returncode == 2 and res.stderr.strip().startswith(f"error: no shards under '{tmp_path / 'nothing'}")
     assert res.stderr.strip().count("\n") == 0
     assert not (tmp_path / "run").exists() and not res.stdout.strip()
-    res = _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={tmp_path / 'run2'}", "ckpt_path=last")
+    res = cli(main, "debug=smoke", f"data.dir={burgers_data}", f"run_dir={tmp_path / 'run2'}", "ckpt_path=last")
     assert res.returncode == 2 and "last.ckpt" in res.stderr and res.stderr.strip().count("\n") == 0
     assert not (tmp_path / "run2").exists()
     afile = tmp_path / "afile"
     afile.write_text("x")
     for run_dir, why in ((afile, "is a file, not a directory"), (afile / "sub", "which is a file")):
-        res = _run("debug=smoke", f"data.dir={burgers_data}", f"run_dir={run_dir}")
+        res = cli(main, "debug=smoke", f"data.dir={burgers_data}", f"run_dir={run_dir}")
         assert res.returncode == 2 and why in res.stderr and res.stderr.strip().count("\n") == 0, res.stderr
     assert afile.read_text() == "x"
     # a checkpoint from outside the run directory is never unpickled: this one would create a file on load
     marker = tmp_path / "pwned"
     evil = tmp_path / "shared.ckpt"
     evil.write_bytes(pickle.dumps(_Touch(marker)))
-    res = _run("debug=smoke", f"data.dir={tmp_path}", f"run_dir={tmp_path / 'run3'}", f"ckpt_path={evil}")
+    res = cli(main, "debug=smoke", f"data.dir={tmp_path}", f"run_dir={tmp_path / 'run3'}", f"ckpt_path={evil}")
     assert res.returncode == 2 and "only this run's own checkpoints" in res.stderr and not marker.exists()
 
 

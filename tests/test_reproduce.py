@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,11 +19,19 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env)
 
 
-def test_dry_run_lists_every_step(tmp_path):
+def _script_main():
+    """``main`` of scripts/reproduce.py, loaded from its path (the dry run needs no subprocess)."""
+    spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+def test_dry_run_lists_every_step(cli, tmp_path):
     """--dry-run records, per PDE, generation of three splits, one pretraining per pretraining seed, one
     regression (over every seed's encoder) per labelled-set size and one time-stepping run per stepper, in
     commands.sh, and runs nothing."""
-    res = _run("--scale", "cpu", "--pdes", "kdv", "ks", "--out", str(tmp_path), "--dry-run")
+    res = cli(_script_main(), "--scale", "cpu", "--pdes", "kdv", "ks", "--out", str(tmp_path), "--dry-run")
     assert res.returncode == 0, res.stderr
     lines = (tmp_path / "commands.sh").read_text().splitlines()
     for pde in ("kdv", "ks"):
@@ -37,14 +46,14 @@ def test_dry_run_lists_every_step(tmp_path):
     assert not (tmp_path / "kdv").exists()
     # ns2d has its own settings: splits, the laptop experiment, and the 2D U-Net stepper only
     ns = tmp_path / "ns"
-    res = _run("--scale", "cpu", "--pdes", "ns2d", "--out", str(ns), "--dry-run")
+    res = cli(_script_main(), "--scale", "cpu", "--pdes", "ns2d", "--out", str(ns), "--dry-run")
     assert res.returncode == 0, res.stderr
     lines = (ns / "commands.sh").read_text().splitlines()
     assert any("split=train" in ln and "num_samples=2048" in ln and "solver.nx=32" in ln for ln in lines)
     assert sum("experiment=ns2d_cpu" in ln for ln in lines) == 3
     steps = [ln for ln in lines if "task=timestep" in ln]
     assert len(steps) == 1 and "timestep.arch=unet" in steps[0] and "timestep.history=4" in steps[0]
-    bad = _run("--scale", "huge", "--out", str(tmp_path))
+    bad = cli(_script_main(), "--scale", "huge", "--out", str(tmp_path))
     assert bad.returncode == 2 and "huge" in bad.stderr
 
 

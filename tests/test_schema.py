@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
 
+from ssl_pde.cli.inspect import main as inspect_main
 from ssl_pde.core.errors import DataError
 from ssl_pde.data.schema import SCHEMA_VERSION, SchemaError, list_shards, validate_shard
 from ssl_pde.pdes import PDES
@@ -74,22 +73,18 @@ def test_refuses_bad_shards(tiny_shards, tmp_path, mutate, message):
         validate_shard(bad)
 
 
-def test_inspect_cli(tiny_shards, tmp_path):
+def test_inspect_cli(cli, tiny_shards, tmp_path):
     """ssl-pde-inspect summarises a valid directory and exits 2 with one line on an incomplete shard."""
-    ok = subprocess.run(
-        [sys.executable, "-m", "ssl_pde.cli.inspect", str(tiny_shards["ks"])], capture_output=True, text=True
-    )
+    ok = cli(inspect_main, str(tiny_shards["ks"]))
     assert ok.returncode == 0, ok.stderr
     assert "6 trajectories in 2 shard(s)" in ok.stdout and "params/domain_length" in ok.stdout
     bad = _corrupt(list_shards(tiny_shards["ks"])[0], tmp_path, lambda f: f.attrs.__setitem__("complete", False))
-    res = subprocess.run([sys.executable, "-m", "ssl_pde.cli.inspect", str(bad)], capture_output=True, text=True)
+    res = cli(inspect_main, str(bad))
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("error:") and "incomplete" in res.stderr
     (tmp_path / "not-hdf5").mkdir()
     (tmp_path / "not-hdf5" / "shard-00000.h5").write_text("hello")
-    res = subprocess.run(
-        [sys.executable, "-m", "ssl_pde.cli.inspect", str(tmp_path / "not-hdf5")], capture_output=True, text=True
-    )
+    res = cli(inspect_main, str(tmp_path / "not-hdf5"))
     assert res.returncode == 2 and "not a readable HDF5 file" in res.stderr
 
 

@@ -131,10 +131,10 @@ class VICRegModule(L.LightningModule):
         terms = vicreg_loss(z1, z2, self.hparams.sim_coeff, self.hparams.std_coeff, self.hparams.cov_coeff)
         loss = terms["loss"]
         if not torch.isfinite(loss):
+            inv, var, cov = (float(terms[k].detach()) for k in ("invariance", "variance", "covariance"))
             raise DivergenceError(
-                f"non-finite VICReg loss at step {self.global_step} "
-                f"(invariance {float(terms['invariance']):.3g}, variance {float(terms['variance']):.3g}, "
-                f"covariance {float(terms['covariance']):.3g}); lower the learning rate or check the data"
+                f"non-finite VICReg loss at step {self.global_step} (invariance {inv:.3g}, variance {var:.3g}, "
+                f"covariance {cov:.3g}); lower the learning rate or check the data"
             )
         bsz = v1.shape[0]
         std = z1.detach().float().std(0)
