@@ -7,24 +7,36 @@ Full pipeline: HDF5 shards (generated here by the project's generator) -> PDEDat
 transfer -> two Lie-symmetry views on the device -> encoder + projector + VICReg -> backward -> AdamW,
 run by the Lightning Trainer exactly as ``ssl-pde-pretrain`` does; timed between consecutive batch starts.
 Baseline: the same model step (forward of both views, loss, backward, optimizer) on views already on
-the device. Writes ``docs/benchmarks/train_<tag>.{json,md}``.
+the device. The machine ceilings (:func:`benchlib.ceilings`) are measured in the same run; the encoder step's
+achieved FLOP/s (torch's flop count of one step) is stated as a fraction of the matmul ceiling of its dtype.
+Writes ``docs/benchmarks/train_<tag>.{json,md}``.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib, also when this file is imported by path
+
 import lightning as L
 import numpy as np
 import torch
+from benchlib import (
+    ceilings,
+    ceilings_line,
+    count_flops,
+    fraction,
+    machine_info,
+    sync,
+    timed_best,
+    utc_now,
+    write_report,
+)
 
 import ssl_pde.config  # noqa: F401
 
@@ -36,8 +48,7 @@ class StepTimer(L.Callback):
         self.starts: list[float] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        sync(pl_module.device)
         self.starts.append(time.perf_counter())
 
 
@@ -57,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mode", default="coords", choices=["coords", "resample"])
     ap.add_argument("--tag", default=None)
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    ap.add_argument("--ceiling-seconds", type=float, default=3.0, help="budget of the machine ceilings (0: skip)")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
     dev = torch.device("cuda" if cuda else "cpu")
@@ -65,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     steps = args.steps or (50 if cuda else 8)
     n_traj = args.n_traj or max(2 * batch, 64)
     tag = args.tag or dev.type
+    ceil = ceilings(dev, seconds=args.ceiling_seconds)
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     overrides_gen = [
         "pde=burgers",
@@ -144,17 +157,16 @@ def main(argv: list[str] | None = None) -> None:
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    _, _, times = timed_best(step, dev, steps)
     alone = batch / float(np.median(times))
     peak_alone = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    name = torch.cuda.get_device_name(dev) if cuda else platform.processor() or platform.machine()
+    # Achieved FLOP/s of the model step (torch's count: convolutions and matmuls of both views, fwd + bwd).
+    flops_per_sample = count_flops(step) / batch
+    dtype = "bfloat16" if cuda else "float32"  # the step's compute dtype (bf16 autocast on CUDA)
+    peak = ceil.get("matmul_flops_per_s", {}).get(dtype)
+    machine = machine_info(dev)
+    name = machine["device_name"]
     cmd = "python " + " ".join(sys.argv)
     res = {
         "command": cmd,
@@ -172,11 +184,23 @@ def main(argv: list[str] | None = None) -> None:
         "peak_gpu_gib_pipeline": peak_pipeline,
         "peak_gpu_gib_encoder": peak_alone,
         "peak_rss_gib": rss,
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date_utc": utc_now(),
+        "model_flops_per_sample": flops_per_sample,
+        "pipeline_flops_per_s": pipeline * flops_per_sample,
+        "encoder_step_flops_per_s": alone * flops_per_sample,
+        "ceiling_dtype": dtype,
+        "pipeline_fraction_of_matmul_ceiling": fraction(pipeline * flops_per_sample, peak),
+        "encoder_step_fraction_of_matmul_ceiling": fraction(alone * flops_per_sample, peak),
+        "machine": machine,
+        "ceilings": ceil,
     }
 
     def fmt_mem(v):
         return f"{v:.2f} GiB" if v is not None else "n/a"
+
+    def fmt_flops(samples_per_s: float) -> str:
+        frac = fraction(samples_per_s * flops_per_sample, peak)
+        return f"{samples_per_s * flops_per_sample / 1e9:.4g}" + (f" ({100 * frac:.1f} %)" if frac is not None else "")
 
     text = "\n".join(
         [
@@ -185,20 +209,24 @@ def main(argv: list[str] | None = None) -> None:
             f"{name}, torch {torch.__version__}, precision {cfg.trainer.precision}, batch {batch}, crops "
             f"{crop[0]}x{crop[1]} ({args.mode} views), ResNet18 + 512-512-512 projector, median of {steps} steps.",
             "",
-            "| measurement | samples/s | peak GPU memory |",
-            "|---|---|---|",
-            f"| full pipeline (loading + views + step, Lightning) | {pipeline:.1f} | {fmt_mem(peak_pipeline)} |",
-            f"| encoder step alone (views on device) | {alone:.1f} | {fmt_mem(peak_alone)} |",
-            f"| ratio | {100 * pipeline / alone:.1f} % | |",
+            f"| measurement | samples/s | peak GPU memory | model GFLOP/s (of {dtype} matmul ceiling) |",
+            "|---|---|---|---|",
+            f"| full pipeline (loading + views + step, Lightning) | {pipeline:.1f} | {fmt_mem(peak_pipeline)} "
+            f"| {fmt_flops(pipeline)} |",
+            f"| encoder step alone (views on device) | {alone:.1f} | {fmt_mem(peak_alone)} | {fmt_flops(alone)} |",
+            f"| ratio | {100 * pipeline / alone:.1f} % | | |",
             "",
             f"Peak host memory (max RSS): {rss:.2f} GiB. Produced by `{cmd}` on {res['date_utc']}.",
             "",
+            f"Model FLOP/s: torch's flop count of one encoder step ({flops_per_sample / 1e9:.3g} GFLOP per sample: "
+            "`torch.utils.flop_counter`, convolutions and matmuls of both views, forward and backward) times "
+            "samples/s.",
+            "",
+            *([ceilings_line(ceil), ""] if ceil else []),
         ]
     )
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"train_{tag}.md").write_text(text)
-    (args.out / f"train_{tag}.json").write_text(json.dumps(res, indent=2))
+    write_report(args.out, "train", tag, res, text)
 
 
 if __name__ == "__main__":
