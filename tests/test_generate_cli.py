@@ -105,7 +105,12 @@ def test_concurrent_processes_write_what_one_process_writes(tmp_path, mode):
     many = tmp_path / "many"
     n = {"2 workers": 2, "4 workers": 4, "2 identical runs": 2}[mode]
     extra = [[f"worker={i}", f"num_workers={n}"] if "workers" in mode else [] for i in range(n)]
-    procs = [subprocess.Popen([*CLI, *args, *e, f"out_dir={many}"], stderr=subprocess.PIPE, text=True) for e in extra]
+    # one thread each: several processes spinning OpenMP threads on the same 2 cores run 20x slower than one
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen([*CLI, *args, *e, f"out_dir={many}"], stderr=subprocess.PIPE, text=True, env=env)
+        for e in extra
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
