@@ -22,8 +22,10 @@ Long runs go in chunks: ``--pdes burgers --pretrain-seeds 0`` pretrains and eval
 with ``--pretrain-seeds 0 1 2`` then reuses the finished encoders and evaluates the three together.
 
 The summary (``<out>/summary.md`` and ``.json``) collects every results.json with the wall time of each
-step and the machine. A scale's settings are shared by the PDEs unless it overrides one for a PDE
-(``<key>_pde``): ns2d has its own split sizes, pretraining overrides, time-stepping settings and stepper.
+step and the machine. A scale is a config, ``configs/reproduce/<scale>.yaml``: split sizes, seeds, label
+counts, steppers, and the config choices each command gets (``solver=...`` for generation, ``experiment=...``
+and ``scale=...`` for pretraining, ``eval_scale=...`` for evaluation); its settings are shared by the PDEs
+unless a PDE's entry under ``pdes`` replaces one (ns2d has its own splits, solver, experiment and stepper).
 """
 
 from __future__ import annotations
@@ -35,104 +37,53 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-SCALES: dict[str, dict] = {
-    # A smoke run of the whole driver in about a minute per PDE (tests use it); its numbers mean nothing.
-    "tiny": {
-        "splits": {"train": 32, "valid": 16, "test": 16},
-        "generate": {
-            "burgers": (
-                "solver.nx=64 solver.nt=16 solver.nt_total=16 solver.t_end=0.5 solver.solver_nx=128 "
-                "solver.dt_max=0.005 solver.nu_min=0.05 solver.nu_max=0.5"
-            ).split(),
-            "kdv": (
-                "solver.nx=64 solver.nt=16 solver.nt_total=21 solver.length=32.0 solver.t_end=2.0 "
-                "solver.solver_nx=128 solver.dt_max=0.01"
-            ).split(),
-            "ks": (
-                "solver.nx=32 solver.nt=16 solver.nt_total=21 solver.length=22.0 solver.t_end=5.0 "
-                "solver.solver_nx=64 solver.dt_max=0.01"
-            ).split(),
-            "ns2d": (
-                "solver.nx=16 solver.ny=16 solver.nt=12 solver.t_start=1.0 solver.t_end=6.5 solver.dt_max=0.2 "
-                "pde.shard_size=16"
-            ).split(),
-        },
-        "experiments": {},
-        "pretrain": ["debug=smoke", "trainer=cpu", "logger=csv"],
-        "pretrain_pde": {"ns2d": ["debug=smoke", "trainer=cpu", "logger=csv", "augment.crop_x=16"]},
-        "labels": [16],
-        "pretrain_seeds": [0],
-        "eval": (
-            "regression.mlp.max_steps=5 regression.finetune.max_steps=2 regression.supervised.max_steps=2 "
-            "regression.finetune.eval_every=1 regression.supervised.eval_every=1"
-        ).split(),
-        "timestep": (
-            "timestep.history=4 timestep.future=2 timestep.search.max_steps=3 timestep.search.eval_every=3 "
-            "timestep.width=8 timestep.ssl_dims=2 timestep.seeds=[0,1,2]"
-        ).split(),
-        "archs": ["cnn", "fno"],
-        "archs_pde": {"ns2d": ["unet"]},
-    },
-    # Laptop scale: small narrow encoders on 32 x 64 crops; the demo's cheaper Burgers. NS on a 32 x 32 grid
-    # (dx = 1, dt <= 0.1: the 128 x 128 setting's CFL number at a quarter of its resolution per axis, ~2 traj/s
-    # on 2 cores) with the whole box in each 16-frame view (experiment=ns2d_cpu).
-    "cpu": {
-        "splits": {"train": 1024, "valid": 128, "test": 256},
-        "generate": {
-            "burgers": ["solver=burgers_small"],  # the demo's cheaper Burgers
-            "ns2d": "solver.nx=32 solver.ny=32 solver.dt_max=0.1 pde.batch_size=128 pde.shard_size=128".split(),
-        },
-        "splits_pde": {"ns2d": {"train": 2048, "valid": 128, "test": 256}},
-        "pretrain": ["scale=cpu", "logger=csv"],  # configs/scale/cpu.yaml over the experiment
-        "pretrain_pde": {"ns2d": ["logger=csv"]},
-        "experiments": {"burgers": "burgers_demo", "ns2d": "ns2d_cpu"},
-        "labels": [64, 256],
-        "pretrain_seeds": [0, 1, 2],
-        "eval": [],  # configs/eval.yaml: 3 candidates per trained method, at most 300 steps, early stopping
-        "timestep": ["timestep.search.max_steps=500", "timestep.seeds=[0,1,2]"],
-        # PDEArena's NS stepping: 4 frames in, 1 out; the rollout starts after the encoder's 16-frame window.
-        "timestep_pde": {
-            "ns2d": (
-                "timestep.history=4 timestep.future=1 timestep.search.max_steps=600 timestep.width=16 "
-                "timestep.seeds=[0,1,2]"
-            ).split()
-        },
-        "archs": ["cnn", "fno"],
-        "archs_pde": {"ns2d": ["unet"]},
-    },
-    # The paper's scale: 10,000 unlabelled trajectories, full-width ResNet18, on a GPU.
-    "paper": {
-        "splits": {"train": 10000, "valid": 1000, "test": 1000},
-        "generate": {},
-        "experiments": {},
-        "pretrain": ["scale=paper", "logger=csv"],
-        "labels": [32, 128, 512, 2048],
-        "pretrain_seeds": [0, 1, 2],
-        "eval": [f"regression.{m}.{k}" for m in ("finetune", "supervised") for k in ("max_steps=2000", "batch=128")],
-        "timestep": ["timestep.search.max_steps=5000", "timestep.search.batch=64", "timestep.seeds=[0,1,2]"],
-        "archs": ["cnn", "fno"],
-        # NS: PDEArena's conditioned-smoke split sizes, the paper's crops (experiment=ns2d_vicreg).
-        "splits_pde": {"ns2d": {"train": 6656, "valid": 1664, "test": 1664}},
-        "pretrain_pde": {"ns2d": ["trainer=gpu", "trainer.max_epochs=100", "logger=csv"]},
-        "labels_pde": {"ns2d": [256, 1664]},
-        "timestep_pde": {
-            "ns2d": (
-                "timestep.history=4 timestep.future=1 timestep.search.max_steps=20000 timestep.width=64 "
-                "timestep.seeds=[0,1,2]"
-            ).split()
-        },
-        "archs_pde": {"ns2d": ["unet"]},
-    },
-}
+from omegaconf import DictConfig, OmegaConf
+
+SCALE_DIR = Path(__file__).resolve().parents[1] / "configs" / "reproduce"
+
+
+@dataclass
+class Scale:
+    """A reproduction scale (``configs/reproduce/<scale>.yaml``); a PDE's entry in ``pdes`` replaces a key."""
+
+    splits: dict[str, int]
+    pretrain_seeds: list[int]
+    labels: list[int]
+    archs: list[str]
+    generate: list[str]
+    experiment: str | None
+    pretrain: list[str]
+    eval: list[str]
+    pdes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def scale_names() -> list[str]:
+    return sorted(p.stem for p in SCALE_DIR.glob("*.yaml"))
+
+
+def load_scale(name: str) -> DictConfig:
+    """``configs/reproduce/<name>.yaml``, checked against :class:`Scale` (an unknown key is refused)."""
+    cfg = OmegaConf.merge(OmegaConf.structured(Scale), OmegaConf.load(SCALE_DIR / f"{name}.yaml"))
+    known = set(Scale.__dataclass_fields__) - {"pdes"}
+    for pde, over in cfg.pdes.items():
+        if pde not in PDE_NAMES or not set(over) <= known:
+            sys.exit(f"error: {SCALE_DIR / name}.yaml: bad entry pdes.{pde} ({sorted(set(over) - known)})")
+    return cfg
+
+
 PDE_NAMES = ("burgers", "kdv", "ks", "ns2d")
 METRIC = {"burgers": "nmse", "kdv": "nmse", "ks": "nmse", "ns2d": "mse"}  # the paper's metric per PDE
 
 
-def setting(scale: dict, key: str, pde: str):
-    """A scale's value for ``key``, or its per-PDE override ``<key>_pde[pde]``."""
-    return scale.get(f"{key}_pde", {}).get(pde, scale[key])
+def setting(scale: DictConfig, key: str, pde: str):
+    """A scale's value for ``key``, or the PDE's own (``pdes.<pde>.<key>``), as plain Python."""
+    own = scale.pdes.get(pde) or {}
+    value = own[key] if key in own else scale[key]
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 MODULES = {"generate": "data_gen.cli.generate", "pretrain": "ssl_pde.cli.pretrain", "eval": "ssl_pde.cli.eval"}
@@ -182,7 +133,7 @@ def run_pde(
                 f"num_samples={n}",
                 f"out_dir={data}",
                 f"device={device}",
-                *scale["generate"].get(pde, []),
+                *setting(scale, "generate", pde),
             ],
         )
     encs = []
@@ -191,7 +142,7 @@ def run_pde(
         enc = pre / "encoder.pt"
         encs.append(enc)
         if not enc.exists():
-            experiment = scale["experiments"].get(pde, f"{pde}_vicreg")
+            experiment = setting(scale, "experiment", pde) or f"{pde}_vicreg"
             resume = ["ckpt_path=last"] if (pre / "checkpoints" / "last.ckpt").exists() else []
             args = [f"experiment={experiment}", f"data.dir={data}", f"run_dir={pre}", f"seed={seed}"]
             run(f"{pde}/pretrain_s{seed}", "pretrain", [*args, *setting(scale, "pretrain", pde), *resume])
@@ -213,12 +164,7 @@ def run_pde(
     for arch in setting(scale, "archs", pde):
         d = out / pde / f"eval_timestep_{arch}_{tag}"
         n_train = setting(scale, "splits", pde)["train"]
-        args = [
-            "task=timestep",
-            f"timestep.n_train={n_train}",
-            f"timestep.arch={arch}",
-            *setting(scale, "timestep", pde),
-        ]
+        args = ["task=timestep", f"timestep.n_train={n_train}", f"timestep.arch={arch}", *setting(scale, "eval", pde)]
         results["timestep"][arch] = evaluate(f"{pde}/timestep/{arch}_{tag}", d, args)
     return results
 
@@ -304,7 +250,7 @@ def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runne
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scale", choices=sorted(SCALES), default="cpu")
+    ap.add_argument("--scale", choices=scale_names(), default="cpu")
     ap.add_argument("--pdes", nargs="+", default=["burgers", "kdv", "ks"], choices=PDE_NAMES)
     ap.add_argument("--out", type=Path, default=None, help="default: runs/reproduce_<scale>")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto (for generation and evaluation)")
@@ -325,7 +271,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     out = args.out or Path("runs") / f"reproduce_{args.scale}"
-    scale = SCALES[args.scale]
+    scale = load_scale(args.scale)
     runner = Runner(out, args.dry_run or args.summary_only, record=not args.summary_only)
     t0 = time.perf_counter()
     seeds = args.pretrain_seeds or scale["pretrain_seeds"]

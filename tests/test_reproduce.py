@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import compose_cfg
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce.py"
 
 
@@ -19,19 +21,20 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env)
 
 
-def _script_main():
-    """``main`` of scripts/reproduce.py, loaded from its path (the dry run needs no subprocess)."""
+def _script():
+    """scripts/reproduce.py as a module, loaded from its path (the dry run needs no subprocess)."""
     spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up
     spec.loader.exec_module(mod)
-    return mod.main
+    return mod
 
 
 def test_dry_run_lists_every_step(cli, tmp_path):
     """--dry-run records, per PDE, generation of three splits, one pretraining per pretraining seed, one
     regression (over every seed's encoder) per labelled-set size and one time-stepping run per stepper, in
     commands.sh, and runs nothing."""
-    res = cli(_script_main(), "--scale", "cpu", "--pdes", "kdv", "ks", "--out", str(tmp_path), "--dry-run")
+    res = cli(_script().main, "--scale", "cpu", "--pdes", "kdv", "ks", "--out", str(tmp_path), "--dry-run")
     assert res.returncode == 0, res.stderr
     lines = (tmp_path / "commands.sh").read_text().splitlines()
     for pde in ("kdv", "ks"):
@@ -46,15 +49,32 @@ def test_dry_run_lists_every_step(cli, tmp_path):
     assert not (tmp_path / "kdv").exists()
     # ns2d has its own settings: splits, the laptop experiment, and the 2D U-Net stepper only
     ns = tmp_path / "ns"
-    res = cli(_script_main(), "--scale", "cpu", "--pdes", "ns2d", "--out", str(ns), "--dry-run")
+    res = cli(_script().main, "--scale", "cpu", "--pdes", "ns2d", "--out", str(ns), "--dry-run")
     assert res.returncode == 0, res.stderr
     lines = (ns / "commands.sh").read_text().splitlines()
-    assert any("split=train" in ln and "num_samples=2048" in ln and "solver.nx=32" in ln for ln in lines)
+    assert any("split=train" in ln and "num_samples=2048" in ln and "solver=ns2d_small" in ln for ln in lines)
     assert sum("experiment=ns2d_cpu" in ln for ln in lines) == 3
     steps = [ln for ln in lines if "task=timestep" in ln]
-    assert len(steps) == 1 and "timestep.arch=unet" in steps[0] and "timestep.history=4" in steps[0]
-    bad = cli(_script_main(), "--scale", "huge", "--out", str(tmp_path))
+    assert len(steps) == 1 and "timestep.arch=unet" in steps[0] and "eval_scale=ns2d_cpu" in steps[0]
+    bad = cli(_script().main, "--scale", "huge", "--out", str(tmp_path))
     assert bad.returncode == 2 and "huge" in bad.stderr
+
+
+@pytest.mark.parametrize("scale", ["tiny", "cpu", "paper"])
+def test_every_scale_composes_for_every_pde(scale):
+    """configs/reproduce/<scale>.yaml: every command's config choices compose with the real configs (a misspelt
+    solver, experiment or eval_scale fails here, not hours into a run)."""
+    mod = _script()
+    cfg = mod.load_scale(scale)
+    for pde in mod.PDE_NAMES:
+        gen = compose_cfg("generate", [f"pde={pde}", *mod.setting(cfg, "generate", pde)])
+        assert gen.pde.name == pde
+        experiment = mod.setting(cfg, "experiment", pde) or f"{pde}_vicreg"
+        pre = compose_cfg("pretrain", [f"experiment={experiment}", *mod.setting(cfg, "pretrain", pde)])
+        assert pre.pde.name == pde
+        ev = compose_cfg("eval", ["ckpt=x", *mod.setting(cfg, "eval", pde)])
+        assert ev.timestep.search.max_steps > 0
+    assert mod.setting(cfg, "archs", "ns2d") == ["unet"]
 
 
 @pytest.mark.slow
