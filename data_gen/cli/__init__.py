@@ -1,1 +1,1 @@
-"""Command-line entry points of the data generator (``ssl-pde-generate``, ``ssl-pde-verify``)."""
+"""Command-line entry points of the data generator (``ssl-pde-generate``, ``ssl-pde-verify``, ``ssl-pde-import``)."""

@@ -1,10 +1,11 @@
 """``ssl-pde-inspect PATH``: validate shards against the schema and summarise them.
 
-PATH is a shard file or a directory searched recursively for ``shard-*.h5``. Prints, per PDE and split,
-the trajectory count, the shape of ``/u``, the time range, every parameter's range and every
-diagnostic's range. Values are checked too, one trajectory at a time: every value of ``/u`` finite and
-within the trajectory's stored ``max_abs`` diagnostic. Exits with status 2 and a one-line message naming
-the first invalid file (and trajectory).
+PATH is a shard file or a directory searched recursively for ``shard-*.h5``. Prints, per dataset (a registry
+PDE or an imported external dataset) and split, the trajectory count, the shape of ``/u``, the time range, every
+parameter's range and every diagnostic's range (and, for imported data, the source format and files). Values
+are checked too, one trajectory at a time: every value of ``/u`` finite and within the trajectory's stored
+``max_abs`` diagnostic. Exits with status 2 and a one-line message naming the first invalid file (and
+trajectory).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from ssl_pde.data.schema import SchemaError, ShardSummary, check_values, list_sh
 
 
 def summarise(paths: list[Path]) -> dict[tuple[str, str], list[ShardSummary]]:
-    """Validate every shard (structure, then values); group the summaries by (pde, split). Raises SchemaError."""
+    """Validate every shard (structure, then values); group the summaries by (dataset, split): the dataset is the
+    registry PDE, or an external dataset's name. Raises SchemaError."""
     groups: dict[tuple[str, str], list[ShardSummary]] = defaultdict(list)
     for p in paths:
         s = validate_shard(p)
         check_values(p)
-        groups[(s.pde, s.split)].append(s)
+        groups[(s.dataset, s.split)].append(s)
     return groups
 
 
@@ -52,10 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     except SchemaError as e:
         fail(str(e))
     console = Console()
-    for (pde, split), shards in sorted(groups.items()):
+    for (dataset, split), shards in sorted(groups.items()):
         n = sum(s.n for s in shards)
         shapes = sorted({s.u_shape[1:] for s in shards})
-        table = Table(title=f"{pde} / {split}: {n} trajectories in {len(shards)} shard(s), u per trajectory {shapes}")
+        label = f"{dataset} (external)" if shards[0].external else dataset
+        table = Table(title=f"{label} / {split}: {n} trajectories in {len(shards)} shard(s), u per trajectory {shapes}")
         table.add_column("quantity")
         table.add_column("range [min, max]")
         table.add_row("t", f"[{min(s.t_range[0] for s in shards):.4g}, {max(s.t_range[1] for s in shards):.4g}]")
@@ -65,6 +68,12 @@ def main(argv: list[str] | None = None) -> None:
             table.add_row(f"diagnostics/{name}", _range([s.diagnostics[name] for s in shards]))
         table.add_row("rejected and replaced", str(sum(s.n_rejected for s in shards)))
         table.add_row("generator_version", str(shards[0].attrs.get("generator_version")))
+        if "source_format" in shards[0].attrs:  # imported by ssl-pde-import
+            files = sorted({str(s.attrs.get("source_file")) for s in shards})
+            table.add_row(
+                "imported from",
+                f"{shards[0].attrs['source_format']}: {files[0]}" + f" (+{len(files) - 1})" * (len(files) > 1),
+            )
         console.print(table)
     console.print(f"[green]{len(paths)} shard(s) valid (schema_version 1)")
 

@@ -1,25 +1,41 @@
-"""The HDF5 shard schema (schema_version 1), shared by the writer (``data_gen``) and every reader.
+"""The HDF5 shard schema (schema_version 1), shared by the writers (``data_gen``) and every reader.
 
-One file is one shard of one PDE and one split: ``<out_dir>/<pde>/<split>/shard-<index:05d>.h5``.
+One file is one shard of one dataset and one split: ``<out_dir>/<dataset>/<split>/shard-<index:05d>.h5``, where
+the dataset is a registry PDE (``ssl_pde.pdes.PDES``) or, for imported data, an external dataset.
 
 =====================  ==============================  ==================================================
 path                   shape, dtype                    meaning
 =====================  ==============================  ==================================================
-``/u``                 (N, T, C, X) float32            solution; attr ``dims`` = "n t c x"
+``/u``                 (N, T, C, X[, Y[, Z]]) float32  solution; attr ``dims`` = "n t c x" (or "n t c x y")
 ``/t``                 (N, T) float64                  time of every stored frame
-``/x``                 (N, X) float64                  grid coordinates
+``/x`` (``/y``, ...)   (N, X) float64                  grid coordinates, one per spatial dimension
 ``/params/<name>``     (N,) or (N, k) float64          sampled parameters; attrs ``description``, ``sampling``
-``/seed``              (N,) int64                      per-trajectory seed
+``/seed``              (N,) int64                      per-trajectory seed (-1 for imported data: none)
 ``/diagnostics/<d>``   (N,) float32                    quality figures (``spectral_tail``, ``max_abs``, ...)
 =====================  ==============================  ==================================================
 
 Root attributes: ``schema_version``, ``pde``, ``split``, ``field_names``, ``param_names``,
 ``n_spatial_dims``, ``boundary``, ``generator_version``, ``config_yaml``, ``created_utc``,
 ``n_rejected`` and ``complete`` (set last; readers refuse a shard without it).
+
+Imported data (``ssl-pde-import``) adds, all optional for a reader: root attributes ``dataset`` (the directory
+name; equal to ``pde`` for a registry PDE), ``external``, ``source_format``, ``source_file``, ``source_sha256``,
+``source_trajectories`` (the rows of the source file), ``import_notes`` (JSON: the source's quirks and how they
+were handled) and ``params_unknown`` (registry parameters the source does not store: a registry shard may omit
+exactly these); an ``origin`` attribute on every parameter; ``/source_index (N,) int64`` (row in the source
+file); ``/constants/<name> (N, X[, Y], ...)`` (time-independent fields); ``/boundary_conditions/<name>``
+(attrs ``bc_type``, ``associated_dims``, an optional ``mask``).
+
+**External datasets.** A shard whose ``pde`` attribute is ``"external"`` holds a dataset that is not a registry
+PDE (e.g. LPSDA's heat equation, a dataset of The Well): its name is the ``dataset`` attribute, its fields are
+whatever ``field_names`` says and its spatial dimensions ``n_spatial_dims``; no parameter is required. Code keyed
+on the registry (views, symmetries) never mistakes one for a registry PDE: ``PDES["external"]`` does not exist.
+Every version-1 file written before this extension is valid as it was.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +62,9 @@ REQUIRED_ATTRS = (
     "n_rejected",
     "complete",
 )
-SPATIAL_NAMES = ("x", "y")
+SPATIAL_NAMES = ("x", "y", "z")
+EXTERNAL = "external"  # the pde attribute of a shard holding an external (non-registry) dataset
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # an external dataset's name: one directory name
 
 
 class SchemaError(UserError):
@@ -95,6 +113,8 @@ class ShardSummary:
     t_range: tuple[float, float]
     n_rejected: int
     attrs: dict[str, Any]
+    dataset: str = ""  # directory name: the pde, or an external dataset's name
+    external: bool = False
 
 
 def validate_shard(path: str | Path, *, load_values: bool = True) -> ShardSummary:
@@ -123,20 +143,15 @@ def validate_shard(path: str | Path, *, load_values: bool = True) -> ShardSummar
             raise SchemaError(f"{path}: shard is incomplete (attribute complete is not set)")
         if missing:
             raise SchemaError(f"{path}: missing root attributes {missing}")
-        pde = _attr_str(attrs["pde"])
-        if pde not in PDES:
-            raise SchemaError(f"{path}: unknown pde {pde!r}")
-        spec = PDES[pde]
         split = _attr_str(attrs["split"])
         field_names = _attr_list(attrs["field_names"])
         param_names = _attr_list(attrs["param_names"])
-        if field_names != list(spec.field_names):
-            raise SchemaError(f"{path}: field_names {field_names} != {list(spec.field_names)} for {pde}")
-        for name in ("u", "t", "seed", *SPATIAL_NAMES[: spec.n_spatial_dims]):
+        pde = _attr_str(attrs["pde"])
+        dataset, nd, required = _layout(path, attrs, field_names)
+        for name in ("u", "t", "seed", *SPATIAL_NAMES[:nd]):
             if name not in f:
                 raise SchemaError(f"{path}: missing dataset /{name}")
         u = f["u"]
-        nd = spec.n_spatial_dims
         if u.ndim != 3 + nd or u.dtype != np.float32:
             raise SchemaError(f"{path}: /u has shape {u.shape} dtype {u.dtype}; expected {3 + nd}-d float32")
         n, nt, nc = u.shape[:3]
@@ -158,7 +173,7 @@ def validate_shard(path: str | Path, *, load_values: bool = True) -> ShardSummar
             if f[key].shape[0] != n:
                 raise SchemaError(f"{path}: /{key} has {f[key].shape[0]} rows, expected {n}")
             params[name] = f[key][...] if load_values else np.empty(0)
-        missing_params = sorted(set(spec.param_names) - set(param_names))
+        missing_params = sorted(set(required) - set(param_names))
         if missing_params:
             raise SchemaError(f"{path}: parameters {missing_params} of {pde} are not stored")
         diagnostics = {}
@@ -179,7 +194,35 @@ def validate_shard(path: str | Path, *, load_values: bool = True) -> ShardSummar
             t_range=(float(np.min(t)), float(np.max(t))),
             n_rejected=int(attrs["n_rejected"]),
             attrs=attrs,
+            dataset=dataset,
+            external=pde == EXTERNAL,
         )
+
+
+def _layout(path: Path, attrs: dict[str, Any], field_names: list[str]) -> tuple[str, int, list[str]]:
+    """The dataset name, the number of spatial dimensions and the parameters a shard must store, from its root
+    attributes: a registry PDE's spec, or for an external dataset its own ``dataset`` and ``n_spatial_dims``."""
+    pde = _attr_str(attrs["pde"])
+    if pde == EXTERNAL:
+        dataset = _attr_str(attrs.get("dataset", ""))
+        if not DATASET_NAME.fullmatch(dataset) or dataset == EXTERNAL:
+            raise SchemaError(f"{path}: external shard without a valid dataset attribute (got {dataset!r})")
+        nd = int(attrs["n_spatial_dims"])
+        if not 1 <= nd <= len(SPATIAL_NAMES):
+            raise SchemaError(f"{path}: n_spatial_dims {nd} is not in 1..{len(SPATIAL_NAMES)}")
+        if not field_names or len(set(field_names)) != len(field_names):
+            raise SchemaError(f"{path}: field_names {field_names} must be distinct names, at least one")
+        return dataset, nd, []
+    if pde not in PDES:
+        raise SchemaError(f"{path}: unknown pde {pde!r}")
+    spec = PDES[pde]
+    if field_names != list(spec.field_names):
+        raise SchemaError(f"{path}: field_names {field_names} != {list(spec.field_names)} for {pde}")
+    dataset = _attr_str(attrs.get("dataset", pde))
+    if dataset != pde:
+        raise SchemaError(f"{path}: dataset {dataset!r} differs from pde {pde!r} (external data has pde 'external')")
+    unknown = set(_attr_list(attrs["params_unknown"])) if "params_unknown" in attrs else set()
+    return pde, spec.n_spatial_dims, [name for name in spec.param_names if name not in unknown]
 
 
 def check_values(path: str | Path, rtol: float = 1e-5) -> int:
