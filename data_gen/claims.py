@@ -15,8 +15,12 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from ssl_pde.core.errors import UserError
 
 
 @dataclass
@@ -68,3 +72,38 @@ def temp_path(shard: Path) -> Path:
 def leftover_temps(shard: Path) -> list[Path]:
     """Temporary files of ``shard`` left by earlier processes (call only while holding its claim)."""
     return sorted(shard.parent.glob(shard.name + ".tmp*"))
+
+
+def write_claimed(path: Path, done: Callable[[], bool], write: Callable[[], None]) -> bool:
+    """Write one output under its claim: skipped when ``done()`` says another process has finished it meanwhile;
+    temporaries a dead process left are removed first. Returns whether this call wrote it.
+
+    Raises:
+        UserError: another live process holds the claim (rerun when it has finished).
+    """
+    claim = try_claim(path)
+    if claim is None:
+        raise UserError(f"{path} is being written by another process; rerun when it has finished")
+    try:
+        if done():
+            return False
+        for stale in leftover_temps(path):  # left by a dead process: it held this claim
+            stale.unlink()
+        write()
+        return True
+    finally:
+        claim.release()
+
+
+@contextmanager
+def removing_new_dirs(outputs: Iterable[Path]) -> Iterator[None]:
+    """On failure, remove the directories above ``outputs`` that did not exist on entry and are left empty, so an
+    interrupted or refused run leaves no empty directory behind."""
+    created = sorted({d for p in outputs for d in p.parents if not d.exists()}, key=lambda d: len(d.parts))
+    try:
+        yield
+    except BaseException:
+        for d in reversed(created):
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+        raise

@@ -18,12 +18,14 @@ import itertools
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import h5py
 from omegaconf import DictConfig, OmegaConf
 
-from data_gen.claims import leftover_temps, try_claim
+from data_gen.claims import removing_new_dirs, write_claimed
+from data_gen.cli import check_format_and_src
 from data_gen.importers import IMPORTERS, SUFFIXES, SourceError
 from data_gen.importers.shards import ShardInfo, file_sha256, write_shard
 from data_gen.writer import existing_shard_status
@@ -95,14 +97,7 @@ def plan(cfg: DictConfig, files: list[Path], config_yaml: str) -> list[Job]:
 
 def check_config(cfg: DictConfig) -> None:
     """Refuse a bad setting (format, src, split, shard_size) with one line naming it."""
-    if OmegaConf.is_missing(cfg, "format"):
-        raise UserError(f"format is required (format={','.join(IMPORTERS)})")
-    if cfg["format"] not in IMPORTERS:
-        raise UserError(f"unknown format {cfg['format']!r} (choose from: {', '.join(IMPORTERS)})")
-    if OmegaConf.is_missing(cfg, "src") or not cfg.src:
-        raise UserError("src is required: a source file or a directory of them (src=PATH)")
-    if not Path(cfg.src).exists():
-        raise UserError(f"src {cfg.src!r} does not exist")
+    check_format_and_src(cfg, IMPORTERS, "a source file or a directory of them")
     if cfg.split is not None and cfg.split not in SPLITS:
         raise UserError(f"unknown split {cfg.split!r} (choose from: {', '.join(SPLITS)})")
     v = cfg.shard_size
@@ -130,14 +125,8 @@ def import_data(cfg: DictConfig) -> list[Path]:
     log.info(
         "%s: %d shard(s) from %d file(s), %d already present", cfg.src, len(jobs), len(files), len(jobs) - len(todo)
     )
-    created = sorted({d for j in todo for d in j.path.parents if not d.exists()}, key=lambda d: len(d.parts))
-    try:
+    with removing_new_dirs(j.path for j in todo):
         _write(cfg["format"], todo)
-    except BaseException:
-        for d in reversed(created):  # leave no empty directory this run made
-            if d.is_dir() and not any(d.iterdir()):
-                d.rmdir()
-        raise
     return [j.path for j in jobs]
 
 
@@ -148,19 +137,16 @@ def _write(fmt: str, todo: list[Job]) -> None:
             mapped = IMPORTERS[fmt](f, source)
             for job in group:
                 job.path.parent.mkdir(parents=True, exist_ok=True)
-                claim = try_claim(job.path)
-                if claim is None:
-                    raise UserError(f"{job.path} is being written by another process; rerun when it has finished")
-                try:
-                    if existing_shard_status(job.path, job.info.key) == "done":
-                        continue
-                    for stale in leftover_temps(job.path):  # left by a dead process: it held this claim
-                        stale.unlink()
-                    write_shard(job.path, mapped, job.info)
-                finally:
-                    claim.release()
+                done = partial(_done, job)
+                if not write_claimed(job.path, done=done, write=partial(write_shard, job.path, mapped, job.info)):
+                    continue
                 i0, i1 = job.info.rows
                 log.info("wrote %s (trajectories %d:%d of %s)", job.path, i0, i1, source.name)
+
+
+def _done(job: Job) -> bool:
+    """Whether ``job``'s shard is complete, with the same source and rows."""
+    return existing_shard_status(job.path, job.info.key) == "done"
 
 
 main = hydra_entry("import", import_data, "interrupted: complete shards are kept; rerun the same command to resume")

@@ -15,6 +15,8 @@ order), a vector field as one channel per component (``velocity_x``, ``velocity_
 pair (``stress_xy``); time-independent fields go to ``/constants/<name>``; scalars and simulation parameters to
 ``/params`` (one value per file broadcast to every trajectory, the origin recorded); a time-varying scalar is a
 parameter (N, T). The split is the name of the directory holding the file when that is train, valid or test.
+A file ``ssl-pde-export`` wrote from a registry PDE's shards is mapped back onto that PDE by the map it carries
+(:func:`exported_map`).
 """
 
 from __future__ import annotations
@@ -57,12 +59,15 @@ class RegistryMap:
 
     pde: str
     fields: dict[str, str]
-    params: dict[str, str]
+    params: dict[str, str | list[str]]
 
 
 #: The hook: The Well's ``dataset_name`` -> its registry PDE. Empty: every dataset of The Well is external (none of
 #: its datasets is one of this project's PDEs); an entry makes ``ssl-pde-import`` write that dataset as the PDE.
+#: Files ``ssl-pde-export`` wrote from a registry PDE's shards need no entry: they carry their own map
+#: (:func:`exported_map`). A parameter may map onto a list of scalars, its components, stacked into (N, k).
 REGISTRY_MAPS: dict[str, RegistryMap] = {}
+EXPORT_ATTRS = ("ssl_pde_pde", "ssl_pde_fields", "ssl_pde_params")  # written by data_gen.exporters.well
 
 
 def read(f: h5py.File, path: Path) -> Mapped:
@@ -117,7 +122,21 @@ def read(f: h5py.File, path: Path) -> Mapped:
             **({"source_attributes": json.dumps(extra, sort_keys=True)} if extra else {}),
         },
     )
-    return _to_registry(mapped, REGISTRY_MAPS[dataset], path) if dataset in REGISTRY_MAPS else mapped
+    rm = REGISTRY_MAPS.get(dataset) or exported_map(f, path)
+    return _to_registry(mapped, rm, path) if rm else mapped
+
+
+def exported_map(f: h5py.File, path: Path) -> RegistryMap | None:
+    """The registry map a file of ``ssl-pde-export`` carries (root attributes ``ssl_pde_pde``, ``ssl_pde_fields``,
+    ``ssl_pde_params``: registry channel -> The Well's channel, parameter -> scalar or component scalars), or None
+    for any other file and for an exported external dataset."""
+    if _str(f.attrs.get("ssl_pde_pde", EXTERNAL)) not in PDES:
+        return None
+    try:
+        pde, fields, params = (_str(f.attrs[k]) for k in EXPORT_ATTRS)
+        return RegistryMap(pde, dict(json.loads(fields)), dict(json.loads(params)))
+    except (KeyError, ValueError, TypeError) as e:
+        raise SourceError(f"{path}: ssl-pde-export's root attributes {list(EXPORT_ATTRS)} are unusable ({e})") from None
 
 
 @dataclass(frozen=True)
@@ -221,19 +240,27 @@ def _to_registry(m: Mapped, rm: RegistryMap, path: Path) -> Mapped:
         raise SourceError(f"{path}: {len(m.grid)} spatial dims, but REGISTRY_MAPS maps {m.dataset} onto {rm.pde}")
     for channel in m.field_names:
         if channel not in rm.fields.values():
-            raise SourceError(f"{path}: unexpected channel {channel!r}: REGISTRY_MAPS[{m.dataset!r}] does not map it")
+            raise SourceError(f"{path}: unexpected channel {channel!r}, which the registry map of {m.dataset!r} omits")
     for name in spec.field_names:
         if rm.fields.get(name) not in m.field_names:
-            where = f"REGISTRY_MAPS[{m.dataset!r}] maps to {rm.pde} field {name!r}"
+            where = f"the registry map of {m.dataset!r} maps to {rm.pde} field {name!r}"
             raise SourceError(f"{path}: missing channel {rm.fields.get(name)!r}, which {where}")
     idx = [m.field_names.index(rm.fields[name]) for name in spec.field_names]
     read = m.trajectory
-    params = {k: v for k, v in m.params.items() if k not in rm.params.values()}
+    params = dict(m.params)
     for name, key in rm.params.items():
-        if key not in m.params:
-            raise SourceError(f"{path}: missing scalar {key!r} that REGISTRY_MAPS[{m.dataset!r}] maps to {name}")
-        src = m.params[key]
-        params[name] = Param(src.values, spec.params_doc.get(name, name), f"{src.origin}; The Well's {key}")
+        keys = [key] if isinstance(key, str) else list(key)
+        params = {k: v for k, v in params.items() if k not in keys}
+        for k in keys:
+            if k not in m.params:
+                raise SourceError(f"{path}: missing scalar {k!r} that the registry map of {m.dataset!r} maps to {name}")
+        if isinstance(key, str):
+            src = m.params[key]
+            params[name] = Param(src.values, spec.params_doc.get(name, name), f"{src.origin}; The Well's {key}")
+        else:  # components (N or 1,) stacked into (N or 1, k)
+            parts = np.broadcast_arrays(*(m.params[k].values for k in keys))
+            origin = f"/scalars/{keys[0]} .. /scalars/{keys[-1]} stacked ({len(keys)} components)"
+            params[name] = Param(np.stack(parts, axis=1), spec.params_doc.get(name, name), origin)
     return dataclasses.replace(
         m,
         dataset=rm.pde,
