@@ -32,6 +32,8 @@ MODULES = {
     "pretrain": "ssl_pde.cli.pretrain",
     "eval": "ssl_pde.cli.eval",
     "demo": "ssl_pde.cli.demo",
+    "import": "data_gen.cli.import_data",
+    "export": "data_gen.cli.export_data",
 }
 # Tiny Burgers data: seconds to make, enough for the commands to get past their checks.
 BURGERS = (
@@ -108,6 +110,20 @@ def cases(w: Path) -> list[Case]:
         Case("eval", [*ev, f"ckpt={enc}", "regression.n_lables=3"], "did you mean regression.n_labels", "misspelt"),
         Case("eval", [*ev, f"ckpt={enc}", f"data.dir={w / 'empty'}"], "no shards under", "no data"),
         Case("verify", ["pde=ns3d"], "unknown pde 'ns3d'", "unknown PDE"),
+        Case("import", [f"src={data}", f"out_dir={w / 'im'}"], "format", "no format"),
+        Case("import", ["format=zarr", f"src={data}", f"out_dir={w / 'im'}"], "zarr", "unknown format"),
+        Case("import", ["format=lpsda", f"src={w / 'missing'}", f"out_dir={w / 'im'}"], "missing", "missing source"),
+        Case("import", ["format=lpsda", f"src={w / 'empty'}", f"out_dir={w / 'im'}"], "empty", "no source files"),
+        Case(
+            "import",
+            ["format=lpsda", f"src={w / 'broken' / 'text'}", f"out_dir={w / 'im'}"],
+            "shard-00000.h5",
+            "a text file as the source",
+        ),
+        Case("import", ["format=pdearena", f"src={data}", f"out_dir={w / 'afile'}"], "is a file", "out_dir is a file"),
+        Case("export", ["format=well", f"src={w / 'empty'}", f"out_dir={w / 'ex'}"], "no shard", "no shards"),
+        Case("export", ["format=netcdf", f"src={data}", f"out_dir={w / 'ex'}"], "netcdf", "unknown format"),
+        Case("export", ["format=well", f"src={data}", f"out_dir={w / 'afile'}"], "is a file", "out_dir is a file"),
         Case("demo", [f"out_dir={w / 'afile'}"], "is a file", "out_dir is a file"),
     ]
 
