@@ -78,8 +78,10 @@ class PretrainedEncoder:
 
         Raises:
             UserError: arrays whose shapes do not fit the encoder (too few frames or points for its crop, a
-                2D encoder given 1D data or the reverse, mismatched sizes).
+                2D encoder given 1D data or the reverse, mismatched sizes), or an external dataset's encoder.
         """
+        if self.views.__class__.__name__ == "GenericViews":
+            raise UserError(f"{self.pde} encoders (external datasets) are not embedded by the API yet")
         two_d = self.views.__class__.__name__ == "NSViews"
         u = _tensor(u, torch.float32)
         if two_d and (u.dim() != 5 or y is None):

@@ -9,20 +9,26 @@ from omegaconf import OmegaConf
 _LIE_VIEWS = "ssl_pde.augment.views.LieViews"
 
 
-def _view_channels(mode: str, crop_t: int | None = None, target: str = _LIE_VIEWS, fields: Any = None) -> int:
+def _view_channels(
+    mode: str, crop_t: int | None = None, target: str = _LIE_VIEWS, fields: Any = None, dims: Any = None
+) -> int:
     """Input channels of the views built by ``target`` (a view class with ``view_channels(mode, crop_t)``, and
-    ``fields`` when the views select fields: 2D views)."""
+    ``fields`` when the views select fields: 2D views; and ``dims``, the number of spatial dimensions, when the
+    views take data of either: the views of external datasets)."""
     from hydra.utils import get_class
 
     cls = get_class(target)
     if fields is None:
         return int(cls.view_channels(mode, crop_t))
-    return int(cls.view_channels(mode, crop_t, list(fields)))
+    if dims is None:
+        return int(cls.view_channels(mode, crop_t, list(fields)))
+    return int(cls.view_channels(mode, crop_t, list(fields), int(dims)))
 
 
 def register_resolvers() -> None:
     """``${view_channels:coords}`` -> 3 (1D views), ``${view_channels:coords,16,ssl_pde.augment.ns_views.NSViews}``
-    -> 96 (2D views: 6 channels per frame; a 4th argument, the list of fields, e.g. ``[vx, vy]`` -> 80),
+    -> 96 (2D views: 6 channels per frame; a 4th argument, the list of fields, e.g. ``[vx, vy]`` -> 80; a 5th,
+    the spatial dimensions of an external dataset's views, ``GenericViews``),
     ``${last:[1, 2]}`` -> 2."""
     if not OmegaConf.has_resolver("view_channels"):
         OmegaConf.register_new_resolver("view_channels", _view_channels)

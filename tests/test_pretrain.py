@@ -249,7 +249,7 @@ def test_every_config_composes_and_instantiates(overlay, tmp_path):
     views = hydra.utils.instantiate(cfg.augment)
     enc = hydra.utils.instantiate(cfg.encoder)
     model = hydra.utils.instantiate(cfg.method, encoder=enc, views=views, optimizer=hydra.utils.instantiate(cfg.optim))
-    assert dm.pde == cfg.pde.name and model.hparams.probe_param == cfg.pde.probe_param
+    assert dm.dataset == cfg.data.dataset and model.hparams.probe_param == cfg.pde.probe_param
     out = enc(torch.zeros(2, views.channels, 16, 32))
     assert out.shape == (2, cfg.method.projector.in_dim)
     assert hydra.utils.get_class(cfg.trainer._target_).__name__ == "Trainer"

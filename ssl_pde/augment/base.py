@@ -1,6 +1,7 @@
-"""What the 1D (:class:`~ssl_pde.augment.views.LieViews`) and 2D (:class:`~ssl_pde.augment.ns_views.NSViews`)
-view builders share: the PDE's enabled generators with their strengths, the sampling of group parameters, and
-the crops-only copy of a configured builder."""
+"""What the view builders share (1D :class:`~ssl_pde.augment.views.LieViews`, 2D
+:class:`~ssl_pde.augment.ns_views.NSViews`, and :class:`~ssl_pde.augment.generic_views.GenericViews` of external
+datasets): the enabled generators with their strengths, the sampling of group parameters, the check of a dataset
+before any work, and the crops-only copy of a configured builder."""
 
 from __future__ import annotations
 
@@ -51,6 +52,26 @@ class SymmetryViews:
     def _keep_config(self, **config: Any) -> None:
         """Remember the constructor's arguments (for :meth:`without_symmetries`)."""
         self._config = config
+
+    def check_data(self, item_shape: tuple[int, ...]) -> None:
+        """Refuse crops larger than one trajectory of shape ``item_shape`` (T, C, X[, Y]); each subclass checks."""
+        raise NotImplementedError
+
+    def check_dataset(self, ds: Any) -> dict[str, Any]:
+        """Refuse a dataset (:class:`~ssl_pde.data.datasets.TrajectoryDataset`) the views cannot read, before any
+        work: another number of channels than the PDE's fields, crops larger than its trajectories. Returns the
+        view settings read from the data (none for a registry PDE's views).
+
+        A registry PDE's views read an external dataset the PDE's config maps onto it (e.g. ``pde=heat`` reads the
+        external dataset ``heat``) by position: its channels stand for the PDE's fields in order."""
+        fields = PDES[self.pde].field_names
+        if len(ds.field_names) != len(fields):
+            raise UserError(
+                f"{ds.dataset_name} has the channels {list(ds.field_names)}; the {self.pde} views read {len(fields)} "
+                f"({', '.join(fields)}): choose the pde (and views) of this dataset"
+            )
+        self.check_data(tuple(ds.item_shape))
+        return {}
 
     def sample_eps(self, batch: int, generator: torch.Generator, device: torch.device) -> Tensor:
         """(n_generators, B) float64, ``eps_i ~ U(-s_i, s_i)``."""

@@ -1,8 +1,9 @@
 """``ssl-pde-inspect PATH``: validate shards against the schema and summarise them.
 
 PATH is a shard file or a directory searched recursively for ``shard-*.h5``. Prints, per dataset (a registry
-PDE or an imported external dataset) and split, the trajectory count, the shape of ``/u``, the time range, every
-parameter's range and every diagnostic's range (and, for imported data, the source format and files). Values
+PDE or an imported external dataset) and split, the trajectory count, the shape of ``/u``, its channels, the periodic
+axes (what an external dataset's views translate along), the time range, every parameter's range and every
+diagnostic's range (and, for imported data, the source format and files). Values
 are checked too, one trajectory at a time: every value of ``/u`` finite and within the trajectory's stored
 ``max_abs`` diagnostic. Exits with status 2 and a one-line message naming the first invalid file (and
 trajectory).
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ssl_pde.core.cli import fail
-from ssl_pde.data.schema import SchemaError, ShardSummary, check_values, list_shards, validate_shard
+from ssl_pde.data.schema import SchemaError, ShardSummary, check_values, list_shards, periodic_axes, validate_shard
 
 
 def summarise(paths: list[Path]) -> dict[tuple[str, str], list[ShardSummary]]:
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         table = Table(title=f"{label} / {split}: {n} trajectories in {len(shards)} shard(s), u per trajectory {shapes}")
         table.add_column("quantity")
         table.add_column("range [min, max]")
+        table.add_row("channels", ", ".join(shards[0].field_names))
+        table.add_row("periodic axes", ", ".join(periodic_axes(shards[0].path)) or "none")
         table.add_row("t", f"[{min(s.t_range[0] for s in shards):.4g}, {max(s.t_range[1] for s in shards):.4g}]")
         for name in shards[0].param_names:
             table.add_row(f"params/{name}", _range([s.params[name] for s in shards]))

@@ -25,6 +25,7 @@ import ssl_pde.config  # noqa: F401  (registers the config resolvers)
 from ssl_pde.core.cli import hydra_entry
 from ssl_pde.core.errors import UserError
 from ssl_pde.core.paths import check_output_dir
+from ssl_pde.lit.vicreg import MIN_PROBE_SAMPLES
 
 log = logging.getLogger("ssl_pde.pretrain")
 
@@ -75,6 +76,7 @@ def export_encoder(model: torch.nn.Module, cfg: DictConfig, path: Path) -> None:
             "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
             "augment": OmegaConf.to_container(cfg.augment, resolve=True),
             "pde": cfg.pde.name,
+            "dataset": cfg.data.dataset,
             "probe_param": cfg.pde.probe_param,
             "probe_log": cfg.pde.probe_log,
         },
@@ -99,6 +101,26 @@ def _start_run_dir(cfg: DictConfig, run_dir: Path) -> logging.Handler:
     return handler
 
 
+def _callbacks(cfg: DictConfig, n_valid: int) -> list[Any]:
+    """The configured callbacks. Without an online probe (no ``pde.probe_param``, or fewer than
+    :data:`~ssl_pde.lit.vicreg.MIN_PROBE_SAMPLES` validation trajectories) those monitoring its metrics
+    (``best.ckpt``) are left out, and ``last.ckpt`` is the run's checkpoint."""
+    why = None
+    if not cfg.pde.probe_param:
+        why = "pde.probe_param is null"
+    elif n_valid < MIN_PROBE_SAMPLES:
+        why = f"{n_valid} validation trajectories, it needs {MIN_PROBE_SAMPLES}"
+    out = []
+    for name, c in (cfg.get("callbacks") or {}).items():
+        if c is None:
+            continue
+        if why and str(c.get("monitor") or "").startswith("val/probe"):
+            log.info("no online probe (%s): callback %s, monitoring %s, left out", why, name, c.monitor)
+            continue
+        out.append(hydra.utils.instantiate(c))
+    return out
+
+
 def pretrain(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from the config, fit, export; return the final logged metrics.
 
@@ -111,7 +133,8 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     ckpt = resolve_ckpt(cfg, run_dir)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
-    views.check_data(datamodule.train_set.item_shape)
+    for key, value in views.check_dataset(datamodule.train_set).items():  # settings read from the data
+        cfg.augment[key] = value  # into config.yaml and encoder.pt
     handler = _start_run_dir(cfg, run_dir)
     try:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -121,11 +144,11 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
         model = hydra.utils.instantiate(
             cfg.method, encoder=encoder, views=views, optimizer=hydra.utils.instantiate(cfg.optim)
         )
-        callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+        callbacks = _callbacks(cfg, len(datamodule.val_set))
         trainer = hydra.utils.instantiate(cfg.trainer, logger=build_loggers(cfg, run_dir), callbacks=callbacks)
         log.info(
             "pretraining %s on %d trajectories (seed %d), run_dir %s",
-            cfg.pde.name,
+            cfg.data.dataset,
             len(datamodule.train_set),
             cfg.seed,
             run_dir,

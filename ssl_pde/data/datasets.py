@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
-from ssl_pde.core.errors import DataError
-from ssl_pde.data.schema import SchemaError, list_shards, validate_shard
+from ssl_pde.core.errors import DataError, UserError
+from ssl_pde.data.schema import EXTERNAL, SchemaError, list_shards, periodic_axes, validate_shard
 
 Tensor = torch.Tensor
 
@@ -32,30 +32,58 @@ class TrajectoryDataset(Dataset):
     scalar parameters in ``param_names``. 2D shards (``u`` (N, T, C, X, Y)) give ``u`` (T, C, X, Y), ``y``
     (Y,) float64 too, and ``length`` / ``length_y`` () float64: the box size along x / y, derived from the
     uniform grids as ``n * spacing`` (2D shards store no ``domain_length``; their grids are cell centres).
+    1D shards without ``params/domain_length`` (external datasets) get ``length`` the same way.
+
+    Every shard of a split must have the same frame count, channels and grid size (trajectories are batched).
 
     Args:
-        directory: ``<data_dir>/<pde>/<split>``.
+        directory: ``<data_dir>/<dataset>/<split>``.
         param_names: scalar parameters to return (e.g. ``["nu"]``).
         preload: read everything into memory at construction.
+
+    Attributes:
+        item_shape: one trajectory's (T, C, X[, Y]).
+        n_spatial_dims: 1 or 2.
+        pde: the shards' ``pde`` attribute (a registry PDE, or ``external``).
+        dataset_name: the shards' dataset (the registry PDE, or the external dataset's name).
+        field_names: the channels of ``u`` (C names).
+        periodic_axes: the spatial axes along which every shard is periodic
+            (:func:`~ssl_pde.data.schema.periodic_axes`).
     """
 
     def __init__(self, directory: str | Path, param_names: list[str] | tuple[str, ...] = (), preload: bool = False):
         self.paths = list_shards(directory)
         if not self.paths:
             raise SchemaError(f"no shards under {str(directory)!r} (generate them with ssl-pde-generate)")
-        sizes, dims, shapes = [], set(), []
+        sizes, dims, shapes, kinds, periodic = [], set(), set(), set(), []
+        self.has_length = True  # every shard stores params/domain_length
         for p in self.paths:  # validated in this process; files are closed again before any fork
             s = validate_shard(p, load_values=False)
             dims.add(len(s.u_shape) - 3)
-            shapes.append(tuple(s.u_shape[1:]))
+            shapes.add(tuple(s.u_shape[1:]))
+            kinds.add((s.pde, s.dataset, tuple(s.field_names)))
+            periodic.append(periodic_axes(p))
             missing = [n for n in param_names if n not in s.param_names]
             if missing:
                 raise SchemaError(f"{p}: parameters {missing} not stored (have {s.param_names})")
+            self.has_length &= "domain_length" in s.param_names
             sizes.append(s.n)
         if len(dims) != 1:
             raise SchemaError(f"{directory}: shards with different numbers of spatial dimensions {sorted(dims)}")
+        if not dims <= {1, 2}:
+            raise SchemaError(f"{directory}: {dims.pop()}D data; the training loaders read 1D and 2D data")
+        if len(kinds) != 1:
+            raise SchemaError(f"{directory}: shards of different datasets or channels {sorted(kinds)}")
+        if len(shapes) != 1:
+            raise SchemaError(
+                f"{directory}: shards with different trajectory shapes (T, C, X[, Y]) {sorted(shapes)}; one split "
+                "is batched whole: put other frame counts or resolutions in another data directory"
+            )
         self.n_spatial_dims = dims.pop()
-        self.item_shape = tuple(min(sh[i] for sh in shapes) for i in range(len(shapes[0])))  # (T, C, X[, Y])
+        self.item_shape = shapes.pop()  # (T, C, X[, Y])
+        self.pde, self.dataset_name, fields = kinds.pop()
+        self.field_names = list(fields)
+        self.periodic_axes = tuple(a for a in periodic[0] if all(a in q for q in periodic))
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         self.param_names = list(param_names)
         self._files: dict[int, h5py.File] = {}
@@ -78,7 +106,9 @@ class TrajectoryDataset(Dataset):
 
     @property
     def _grid_keys(self) -> list[str]:
-        return ["x", "params/domain_length"] if self.n_spatial_dims == 1 else ["x", "y"]
+        if self.n_spatial_dims == 1:
+            return ["x", "params/domain_length"] if self.has_length else ["x"]
+        return ["x", "y"]
 
     def _read_all(self) -> dict[str, np.ndarray]:
         keys = ["u", "t", *self._grid_keys, *[f"params/{n}" for n in self.param_names]]
@@ -105,7 +135,7 @@ class TrajectoryDataset(Dataset):
             "x": f64(c["x"][idx]),
         }
         if self.n_spatial_dims == 1:
-            out["length"] = f64(c["params/domain_length"][idx])
+            out["length"] = f64(c["params/domain_length"][idx] if self.has_length else _box_length(c["x"][idx]))
         else:
             out["y"] = f64(c["y"][idx])
             out["length"], out["length_y"] = f64(_box_length(out["x"].numpy())), f64(_box_length(out["y"].numpy()))
@@ -129,7 +159,8 @@ class TrajectoryDataset(Dataset):
             "x": torch.from_numpy(np.asarray(row["x"], dtype=np.float64)),
         }
         if self.n_spatial_dims == 1:
-            out["length"] = torch.tensor(float(row["params/domain_length"]), dtype=torch.float64)
+            length = row["params/domain_length"] if self.has_length else _box_length(row["x"])
+            out["length"] = torch.tensor(float(length), dtype=torch.float64)
         else:
             out["y"] = torch.from_numpy(np.asarray(row["y"], dtype=np.float64))
             out["length"] = torch.tensor(float(_box_length(row["x"])), dtype=torch.float64)
@@ -182,7 +213,7 @@ class EpochShuffle(Sampler[int]):
 
 
 class PDEDataModule(L.LightningDataModule):
-    """Train / valid loaders over ``<data_dir>/<pde>/<split>`` shards.
+    """Train / valid loaders over ``<data_dir>/<dataset>/<split>`` shards.
 
     Workers only read: every random choice (crops, group parameters) is made on the device by the
     training module from an explicit generator seeded by (seed, step, rank), and the shuffling order by
@@ -190,12 +221,14 @@ class PDEDataModule(L.LightningDataModule):
     resumed run sees the data in the uninterrupted run's order.
 
     Args:
-        dir: root of the generated data (``<dir>/<pde>/<split>/shard-*.h5``).
-        pde: registry name.
+        dir: root of the generated or imported data (``<dir>/<dataset>/<split>/shard-*.h5``).
+        dataset: the directory under ``dir``: a registry PDE, or an external dataset's name (``heat``, a dataset of
+            The Well); ``external`` itself is refused (``pde=external`` needs ``data.dataset=<name>``).
         batch_size: trajectories per batch (views are built from them on the device).
         num_workers: DataLoader workers (each opens its own HDF5 handles).
         preload: read the splits into memory.
-        param_names: scalar parameters returned with each item (the online probe's target among them).
+        param_names: scalar parameters returned with each item (the online probe's target among them; None
+            entries, a probe switched off, are dropped).
         probe_size: trajectories of the validation split used by the online probe (``None``: all).
         train_split, val_split: split names.
         seed: seed of the validation subset choice and of the shuffling order.
@@ -204,20 +237,22 @@ class PDEDataModule(L.LightningDataModule):
     def __init__(
         self,
         dir: str,
-        pde: str,
+        dataset: str,
         batch_size: int = 64,
         num_workers: int = 0,
         preload: bool = False,
-        param_names: list[str] | tuple[str, ...] = (),
+        param_names: list[str | None] | tuple[str | None, ...] = (),
         probe_size: int | None = None,
         train_split: str = "train",
         val_split: str = "valid",
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.data_dir, self.pde = Path(dir), pde
+        if dataset == EXTERNAL:
+            raise UserError("pde=external reads an external dataset: name it with data.dataset=<its directory name>")
+        self.data_dir, self.dataset = Path(dir), dataset
         self.batch_size, self.num_workers, self.preload = batch_size, num_workers, preload
-        self.param_names = list(param_names)
+        self.param_names = [n for n in param_names if n]
         self.probe_size, self.train_split, self.val_split, self.seed = probe_size, train_split, val_split, seed
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
@@ -225,9 +260,9 @@ class PDEDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             self.train_set = TrajectoryDataset(
-                self.data_dir / self.pde / self.train_split, self.param_names, self.preload
+                self.data_dir / self.dataset / self.train_split, self.param_names, self.preload
             )
-            val = TrajectoryDataset(self.data_dir / self.pde / self.val_split, self.param_names, self.preload)
+            val = TrajectoryDataset(self.data_dir / self.dataset / self.val_split, self.param_names, self.preload)
             if self.probe_size is not None and self.probe_size < len(val):
                 rng = np.random.default_rng(self.seed)
                 val = Subset(val, sorted(rng.choice(len(val), self.probe_size, replace=False).tolist()))

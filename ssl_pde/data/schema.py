@@ -225,6 +225,25 @@ def _layout(path: Path, attrs: dict[str, Any], field_names: list[str]) -> tuple[
     return pde, spec.n_spatial_dims, [name for name in spec.param_names if name not in unknown]
 
 
+def periodic_axes(path: str | Path) -> tuple[str, ...]:
+    """The spatial axes (``"x"``, ``"y"``, ...) along which a valid shard's data are periodic.
+
+    Read from ``/boundary_conditions/<name>`` when the shard has it (imported data: an axis is periodic when a
+    condition of ``bc_type`` PERIODIC names it in ``associated_dims`` and no other condition names it), else from
+    the root ``boundary`` attribute (generated data: ``periodic`` makes every axis periodic, ``closed_box`` none).
+    """
+    with h5py.File(path, "r") as f:
+        nd = int(f.attrs["n_spatial_dims"])
+        axes = SPATIAL_NAMES[:nd]
+        if "boundary_conditions" not in f or not len(f["boundary_conditions"]):
+            return axes if _attr_str(f.attrs["boundary"]).lower() == "periodic" else ()
+        periodic, other = set(), set()
+        for g in f["boundary_conditions"].values():
+            dims = {d for v in _attr_list(g.attrs.get("associated_dims", "")) for d in v.split()}
+            (periodic if _attr_str(g.attrs.get("bc_type", "")).upper() == "PERIODIC" else other).update(dims)
+        return tuple(a for a in axes if a in periodic and a not in other)
+
+
 def check_values(path: str | Path, rtol: float = 1e-5) -> int:
     """Check the values of a shard's ``/u``, one trajectory (one chunk) at a time; returns the count checked.
 

@@ -29,6 +29,7 @@ ALLOWED_TARGETS = (
     "ssl_pde.models.encoders.ResNet18",
     "ssl_pde.augment.views.LieViews",
     "ssl_pde.augment.ns_views.NSViews",
+    "ssl_pde.augment.generic_views.GenericViews",
 )
 
 
@@ -120,6 +121,7 @@ class EvalInputs:
     fresh: Callable[[], nn.Module]
     views: Any
     pde: str
+    dataset: str
     param: str
     log_target: bool
     splits: dict[str, Split]
@@ -135,29 +137,33 @@ def load_inputs(
     eval_window: str | None = None,
     extra_params: Sequence[str] = (),
 ) -> EvalInputs:
-    """Load every encoder (they must share PDE, architecture and views: seeds of one pretraining setting) and
-    the splits of their PDE under ``data_dir/<pde>/``, with the target, the PDE's ``dynamics_params`` and
-    ``extra_params`` loaded into each split's ``params``."""
+    """Load every encoder (they must share PDE, dataset, architecture and views: seeds of one pretraining setting)
+    and the splits of their dataset under ``data_dir/<dataset>/`` (the PDE's name for exports made before the key
+    existed), with the target, the PDE's ``dynamics_params`` and ``extra_params`` loaded into each split's
+    ``params``; each split is checked against the views (:meth:`~ssl_pde.augment.base.SymmetryViews.check_dataset`)."""
     if not ckpts:
         raise UserError("ckpt is empty: give an encoder.pt or a list of them (one per pretraining seed)")
     loaded = [load_encoder(Path(c), device) for c in ckpts]
     exp0 = loaded[0][1]
     for (_, exp, _), c in zip(loaded[1:], ckpts[1:], strict=True):
-        for key in ("pde", "encoder", "augment"):
-            if exp[key] != exp0[key]:
+        for key in ("pde", "dataset", "encoder", "augment"):
+            if exp.get(key) != exp0.get(key):
                 raise UserError(f"{c}: its {key} differs from {ckpts[0]}'s; pass encoders of one setting only")
     pde = str(exp0["pde"])
+    dataset = str(exp0.get("dataset") or pde)
     param = param or exp0.get("probe_param")
     if not param:
-        raise UserError(f"{ckpts[0]} names no probe parameter: set param=")
-    if pde in PDES and param not in PDES[pde].param_names:
-        raise UserError(f"param={param!r} is not a parameter of {pde} (have: {', '.join(PDES[pde].param_names)})")
+        raise UserError(f"{ckpts[0]} names no probe parameter: set param= (one the data store per trajectory)")
     log_target = bool(exp0.get("probe_log", False)) if log_target is None else bool(log_target)
     views = build_views(exp0, Path(ckpts[0]), eval_window)
     dyn = PDES[pde].dynamics_params if pde in PDES else ()
     names = list(dict.fromkeys([param, *dyn, *extra_params]))
-    root = Path(data_dir) / pde
-    splits = {s: Split.load(TrajectoryDataset(root / s, names, preload=True), param) for s in split_names}
+    root = Path(data_dir) / dataset
+    splits = {}
+    for s in split_names:
+        ds = TrajectoryDataset(root / s, names, preload=True)
+        views.check_dataset(ds)
+        splits[s] = Split.load(ds, param)
     return EvalInputs(
         device=device,
         ckpts=[Path(c) for c in ckpts],
@@ -166,6 +172,7 @@ def load_inputs(
         fresh=loaded[0][2],
         views=views,
         pde=pde,
+        dataset=dataset,
         param=param,
         log_target=log_target,
         splits=splits,

@@ -11,13 +11,14 @@ import lightning as L
 import torch
 from torch import nn
 
-from ssl_pde.augment.ns_views import NSViews
-from ssl_pde.augment.views import LieViews
+from ssl_pde.augment.base import SymmetryViews
 from ssl_pde.core.errors import DataError, DivergenceError
 from ssl_pde.losses.vicreg import vicreg_loss
 from ssl_pde.metrics import rankme, ridge_probe
 
 Tensor = torch.Tensor
+#: Validation trajectories the online ridge probe needs; with fewer (or no ``probe_param``) only RankMe is logged.
+MIN_PROBE_SAMPLES = 8
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -> Callable[[int], float]:
@@ -39,12 +40,14 @@ class VICRegModule(L.LightningModule):
         encoder: (B, C, T, X) -> (B, D) representation.
         projector: (B, D) -> (B, E) embedding.
         views: builds two views of a batch on its device (:class:`~ssl_pde.augment.views.LieViews` in 1D,
-            :class:`~ssl_pde.augment.ns_views.NSViews` in 2D); its ``inputs(batch)`` picks its arguments.
+            :class:`~ssl_pde.augment.ns_views.NSViews` in 2D, :class:`~ssl_pde.augment.generic_views.GenericViews`
+            for an external dataset); its ``inputs(batch)`` picks its arguments.
         optimizer: partial optimizer taking the parameter groups.
         weight_decay: applied to weights only (not biases or normalisation parameters).
         sim_coeff, std_coeff, cov_coeff: VICReg weights.
         warmup_frac: fraction of the steps with linear LR warmup before cosine decay.
-        probe_param: stored parameter regressed by the online ridge probe each validation epoch.
+        probe_param: stored parameter regressed by the online ridge probe each validation epoch; None: no probe
+            (an external dataset that stores no parameter), only RankMe is logged.
         probe_log: probe in log space (viscosity).
         seed: base seed of the views (crop positions, group parameters): step and rank are mixed in.
         fixed_views: reuse the same crops and group elements at every step (``debug=overfit`` only).
@@ -54,7 +57,7 @@ class VICRegModule(L.LightningModule):
         self,
         encoder: nn.Module,
         projector: nn.Module,
-        views: LieViews | NSViews,
+        views: SymmetryViews,
         optimizer: Callable[..., torch.optim.Optimizer],
         weight_decay: float = 1e-6,
         sim_coeff: float = 25.0,
@@ -109,10 +112,11 @@ class VICRegModule(L.LightningModule):
         n = min(n, u.shape[0])
         fig, axes = plt.subplots(n, 3, figsize=(9, 2.2 * n), squeeze=False, constrained_layout=True)
         for i in range(n):
-            frame = u[i] if u.dim() == 3 else u[i, -1, 0].T  # 1D: (T, X); 2D: last frame of the first field
+            # 1D: (T, X), of the first field when u has a channel axis; 2D: the last frame of the first field
+            frame = u[i] if u.dim() == 3 else u[i, :, 0] if u.dim() == 4 else u[i, -1, 0].T
             axes[i, 0].imshow(frame.float().cpu(), origin="lower", aspect="auto", cmap="RdBu_r")
             for j, v in enumerate(views):
-                img = v[i, -1] if u.dim() == 3 else v[i, -1].T  # the last channel
+                img = v[i, -1] if u.dim() <= 4 else v[i, -1].T  # the last channel
                 axes[i, j + 1].imshow(img.float().cpu(), origin="lower", aspect="auto", cmap="RdBu_r")
         for j, title in enumerate(("trajectory", "view 1 (field)", "view 2 (field)")):
             axes[0, j].set_title(title)
@@ -165,7 +169,7 @@ class VICRegModule(L.LightningModule):
         if self.trainer.world_size > 1:
             y, lab = self.all_gather(y).flatten(0, 1), self.all_gather(lab).flatten(0, 1)
         logs = {"val/rankme": rankme(y).float()}
-        if self.hparams.probe_param and y.shape[0] >= 8:
+        if self.hparams.probe_param and y.shape[0] >= MIN_PROBE_SAMPLES:
             r = ridge_probe(y.cpu(), lab.cpu(), log_target=self.hparams.probe_log)
             logs.update(
                 {
