@@ -17,7 +17,8 @@ from tests.conftest import TINY
 def test_demo_tiny(tmp_path):
     """ssl-pde-demo runs every stage at a tiny size: all splits generated and valid, Radau agreement, a
     trajectory figure, pretraining with an exported encoder, the regression protocol's table (every method
-    and the floor) with its figures, and the paired ratios with their interval over label draws."""
+    and the floor) with its figures, and the paired ratios with their interval over label draws. The console gets
+    a short report (at most 40 lines, no warnings, no Lightning or W&B messages); the rest is in demo.log."""
     small = TINY["burgers"]
     args = [f"solver.{k}={v}" for k, v in small.items()] + [
         f"out_dir={tmp_path}",
@@ -27,7 +28,6 @@ def test_demo_tiny(tmp_path):
         "shard_size=16",
         "batch_size=8",
         "device=cpu",
-        "progress=false",
         "pretrain=['debug=smoke','logger=csv']",
         "eval=['regression.n_labels=8','regression.label_draws=[0,1,2]','regression.mlp.max_steps=20',"
         "'regression.finetune.max_steps=3','regression.supervised.max_steps=3','regression.finetune.eval_every=1',"
@@ -48,7 +48,14 @@ def test_demo_tiny(tmp_path):
     for m in ("ssl_linear", "ssl_mlp", "ssl_finetune", "random_init", "supervised", "floor"):
         assert all(np.isfinite(c["test"][m]["nmse"]) for c in doc["result"]["cells"]), m
     assert "| SSL encoder, frozen + linear (ridge) |" in res.stdout and "| best constant (floor) |" in res.stdout
-    assert "supervised/ssl_finetune: nmse ratio" in res.stdout and "over label draws only" in res.stdout
+    assert "| SSL encoder fine-tuned end to end |" in res.stdout and "over label draws only" in res.stdout
+    assert "max relative L2 difference" in res.stdout
+    shown = res.stdout + res.stderr
+    assert len(shown.strip().splitlines()) <= 40, shown
+    for noise in ("Warning", "warn(", "wandb:", "Tip:", "GPU available", "LightningModule", "Epoch "):
+        assert noise not in shown, noise
+    log = (tmp_path / "demo.log").read_text()
+    assert "GPU available" in log and "data_gen.cli.generate" in log  # moved to the log, not lost
     assert (tmp_path / "eval" / "pred_vs_true.png").is_file()
 
 

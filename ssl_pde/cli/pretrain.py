@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +122,10 @@ def _callbacks(cfg: DictConfig, n_valid: int) -> list[Any]:
     return out
 
 
-def pretrain(cfg: DictConfig) -> dict[str, Any]:
+def pretrain(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Build everything from the config, fit, export; return the final logged metrics.
+
+    ``extra_callbacks`` join the configured ones (e.g. a caller's own progress display).
 
     Every check that can refuse the run (views, run directory, checkpoint, data) comes before anything is
     written: a refused run leaves no run directory, log or W&B run.
@@ -144,7 +147,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
         model = hydra.utils.instantiate(
             cfg.method, encoder=encoder, views=views, optimizer=hydra.utils.instantiate(cfg.optim)
         )
-        callbacks = _callbacks(cfg, len(datamodule.val_set))
+        callbacks = [*_callbacks(cfg, len(datamodule.val_set)), *extra_callbacks]
         trainer = hydra.utils.instantiate(cfg.trainer, logger=build_loggers(cfg, run_dir), callbacks=callbacks)
         log.info(
             "pretraining %s on %d trajectories (seed %d), run_dir %s",

@@ -159,7 +159,8 @@ def fit_cell(
             t0 = time.perf_counter()
             cell.fitted[name] = fn()
             cell.seconds[name] = round(time.perf_counter() - t0, 2)
-            log.info("  %-13s %6.1f s  chosen %s", name, cell.seconds[name], _short(cell.fitted[name].choice))
+            msg, seconds, choice = "  %-13s %6.1f s  chosen %s", cell.seconds[name], _short(cell.fitted[name].choice)
+            log.info(msg, name, seconds, choice, extra={"progress": "fit"})  # one per fitted method (progress bars)
 
     common = {"log_target": log_target, "metric": metric}
     timed("ssl_linear", lambda: fit_ridge(ssl, lab, valid, cfg.ridge_lambdas, **common))
