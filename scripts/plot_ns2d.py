@@ -2,7 +2,7 @@
 
     python scripts/plot_ns2d.py --out docs/figures                 # 128 x 128 and 32 x 32, ~5 min on one core
     python scripts/plot_ns2d.py --grids 32 --out /tmp/figs         # the coarse grid only, seconds
-    python scripts/plot_ns2d.py --data runs/reproduce_ns2d_cpu/ns2d/data --grids   # data diagnostics only
+    python scripts/plot_ns2d.py --data runs/reproduce_cpu/ns2d/data --grids   # data diagnostics only
 
 ``ns2d_smoke.png``: smoke snapshots of three trajectories (seeds whose buoyancy is near the low end, the
 middle and the high end of U(0.2, 0.5)) at four stored times, on each requested grid; the same seed gives
