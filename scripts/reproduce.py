@@ -76,7 +76,6 @@ def load_scale(name: str) -> DictConfig:
 
 
 PDE_NAMES = ("burgers", "kdv", "ks", "ns2d")
-METRIC = {"burgers": "nmse", "kdv": "nmse", "ks": "nmse", "ns2d": "mse"}  # the paper's metric per PDE
 
 
 def setting(scale: DictConfig, key: str, pde: str):

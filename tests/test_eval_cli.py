@@ -100,3 +100,18 @@ def test_encoder_exports_cannot_run_code(tmp_path):
     (tmp_path / "text.pt").write_text("not a checkpoint")
     with pytest.raises(UserError, match="not an encoder exported"):
         load_encoder(tmp_path / "text.pt", torch.device("cpu"))
+
+
+def test_exports_from_before_the_dataset_key_pair_with_new_ones(burgers_splits, tmp_path):
+    """Encoders of one setting exported before exports stored their dataset (its PDE's name then) evaluate
+    together with new exports of the same dataset; another dataset is refused in one line."""
+    from ssl_pde.eval.setup import load_inputs
+
+    _, root = burgers_splits
+    old = save_encoder(tmp_path / "old.pt")  # no "dataset" key
+    new = save_encoder(tmp_path / "new.pt", dataset="burgers")
+    inp = load_inputs([old, new], root, torch.device("cpu"))
+    assert inp.dataset == "burgers" and len(inp.encoders) == 2
+    other = save_encoder(tmp_path / "other.pt", dataset="heat")
+    with pytest.raises(UserError, match="its dataset differs"):
+        load_inputs([old, other], root, torch.device("cpu"))

@@ -127,6 +127,11 @@ class EvalInputs:
     splits: dict[str, Split]
 
 
+def _setting(exp: dict[str, Any], key: str) -> Any:
+    """An export's ``key``; the dataset of exports made before it was stored is their PDE's name."""
+    return exp.get("dataset") or exp.get("pde") if key == "dataset" else exp.get(key)
+
+
 def load_inputs(
     ckpts: Sequence[Path],
     data_dir: Path,
@@ -147,7 +152,7 @@ def load_inputs(
     exp0 = loaded[0][1]
     for (_, exp, _), c in zip(loaded[1:], ckpts[1:], strict=True):
         for key in ("pde", "dataset", "encoder", "augment"):
-            if exp.get(key) != exp0.get(key):
+            if _setting(exp, key) != _setting(exp0, key):
                 raise UserError(f"{c}: its {key} differs from {ckpts[0]}'s; pass encoders of one setting only")
     pde = str(exp0["pde"])
     dataset = str(exp0.get("dataset") or pde)
