@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, tiny_overrides
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce.py"
 
@@ -75,6 +75,26 @@ def test_every_scale_composes_for_every_pde(scale):
         ev = compose_cfg("eval", ["ckpt=x", *mod.setting(cfg, "eval", pde)])
         assert ev.timestep.search.max_steps > 0
     assert mod.setting(cfg, "archs", "ns2d") == ["unet"]
+
+
+def test_independent_steps_run_side_by_side(tmp_path):
+    """Runner.side_by_side with jobs=2: both steps run (two tiny generations at once, one thread each), each with
+    its output in logs/ and its time recorded; a failing step ends the run with one line naming its log."""
+    mod = _script()
+    run = mod.Runner(tmp_path, dry_run=False)
+    run.jobs = 2
+    tiny = [*tiny_overrides("ks"), "progress=false"]
+    with run.side_by_side():
+        for split in ("train", "valid"):
+            run(f"ks/generate/{split}", "generate", [*tiny, f"split={split}", "num_samples=2", f"out_dir={tmp_path}"])
+    assert set(run.times) == {"ks/generate/train", "ks/generate/valid"}
+    assert (tmp_path / "ks" / "train" / "shard-00000.h5").is_file() and (tmp_path / "ks" / "valid").is_dir()
+    assert "wrote" in (tmp_path / "logs" / "ks_generate_train.log").read_text()
+    with pytest.raises(SystemExit) as info, run.side_by_side():
+        run("ks/generate/bad", "generate", [*tiny, "num_samples=-1", f"out_dir={tmp_path}"])
+        run("ks/generate/test", "generate", [*tiny, "split=test", "num_samples=2", f"out_dir={tmp_path}"])
+    assert "ks/generate/bad (exit 2" in str(info.value) and "ks_generate_bad.log" in str(info.value)
+    assert (tmp_path / "ks" / "test" / "shard-00000.h5").is_file()  # the other step still finished
 
 
 @pytest.mark.slow
