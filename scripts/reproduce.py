@@ -18,6 +18,10 @@ stopped. Per PDE:
    evaluation protocol (every method, choices on valid, pretraining seeds x 3 label draws, paired intervals);
 4. conditioned time-stepping (none / true parameters / SSL representation) for each stepper architecture.
 
+A study runs variants beside the scale's own runs, on the same data: ``--variant noboost --pretrain-args
+augment.strengths.galilean_boost=0`` pretrains and evaluates under ``<out>/<pde>/noboost/``;
+``scripts/study_table.py`` compares every variant's valid and test scores.
+
 Long runs go in chunks: ``--pdes burgers --pretrain-seeds 0`` pretrains and evaluates one seed; the call
 with ``--pretrain-seeds 0 1 2`` then reuses the finished encoders and evaluates the three together.
 
@@ -168,13 +172,39 @@ class Runner:
             sys.exit("error: steps failed: " + "; ".join(failed))
 
 
+@dataclass
+class Variant:
+    """A variant of a scale's runs (an ablation of a study): its own pretraining and evaluation directories under
+    ``<out>/<pde>/<name>/``, its overrides appended to the scale's; the data are shared. ``name`` "" is the scale's
+    own runs."""
+
+    name: str = ""
+    pretrain: list[str] = field(default_factory=list)
+    eval: list[str] = field(default_factory=list)
+
+    def root(self, out: Path, pde: str) -> Path:
+        return out / pde / self.name if self.name else out / pde
+
+    def key(self, pde: str, step: str) -> str:
+        return f"{pde}/{self.name}/{step}" if self.name else f"{pde}/{step}"
+
+
 def run_pde(
-    pde: str, scale: dict, out: Path, device: str, run: Runner, seeds: list[int], pretrain_only: bool = False
+    pde: str,
+    scale: dict,
+    out: Path,
+    device: str,
+    run: Runner,
+    seeds: list[int],
+    pretrain_only: bool = False,
+    variant: Variant | None = None,
 ) -> dict:
     """All steps for one PDE with the encoders of pretraining ``seeds``; returns the paths of its results.
 
     ``pretrain_only`` stops after generation and pretraining (a chunk that leaves evaluation to a later call).
     """
+    var = variant or Variant()
+    root = var.root(out, pde)
     data = out / pde / "data"
     for split, n in setting(scale, "splits", pde).items():  # one after the other: they share the data directory
         run(
@@ -192,14 +222,15 @@ def run_pde(
     encs = []
     with run.side_by_side():  # the seeds' pretraining runs are independent
         for seed in seeds:
-            pre = out / pde / f"pretrain_s{seed}"
+            pre = root / f"pretrain_s{seed}"
             enc = pre / "encoder.pt"
             encs.append(enc)
             if not enc.exists():
                 experiment = setting(scale, "experiment", pde) or f"{pde}_vicreg"
                 resume = ["ckpt_path=last"] if (pre / "checkpoints" / "last.ckpt").exists() else []
                 args = [f"experiment={experiment}", f"data.dir={data}", f"run_dir={pre}", f"seed={seed}"]
-                run(f"{pde}/pretrain_s{seed}", "pretrain", [*args, *setting(scale, "pretrain", pde), *resume])
+                args += [*setting(scale, "pretrain", pde), *var.pretrain, *resume]
+                run(var.key(pde, f"pretrain_s{seed}"), "pretrain", args)
     results = {"regression": {}, "timestep": {}}
     if pretrain_only:
         return results
@@ -208,20 +239,24 @@ def run_pde(
 
     def evaluate(key: str, d: Path, args: list[str]) -> Path:
         if not (d / "results.json").exists():
-            run(key, "eval", [ckpt, f"data.dir={data}", f"out_dir={d}", f"device={device}", *args])
+            run(
+                var.key(pde, key),
+                "eval",
+                [ckpt, f"data.dir={data}", f"out_dir={d}", f"device={device}", *args, *var.eval],
+            )
         return d / "results.json"
 
     with run.side_by_side():  # every evaluation reads the finished encoders only
         for n in setting(scale, "labels", pde):
-            d = out / pde / f"eval_regression_n{n}_{tag}"
+            d = root / f"eval_regression_n{n}_{tag}"
             args = [f"regression.n_labels={n}", *setting(scale, "eval", pde)]
-            results["regression"][n] = evaluate(f"{pde}/regression/n{n}_{tag}", d, args)
+            results["regression"][n] = evaluate(f"regression/n{n}_{tag}", d, args)
         n_train = setting(scale, "splits", pde)["train"]
         for arch in setting(scale, "archs", pde):
-            d = out / pde / f"eval_timestep_{arch}_{tag}"
+            d = root / f"eval_timestep_{arch}_{tag}"
             args = ["task=timestep", f"timestep.n_train={n_train}", f"timestep.arch={arch}"]
             args += setting(scale, "eval", pde)
-            results["timestep"][arch] = evaluate(f"{pde}/timestep/{arch}_{tag}", d, args)
+            results["timestep"][arch] = evaluate(f"timestep/{arch}_{tag}", d, args)
     return results
 
 
@@ -262,7 +297,8 @@ def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runne
             ]
             head = f"| {pde} | {arch} | {full['n_train']} | {r['frames']}"
             ts_rows.append(f"{head} | {' | '.join(cells)} | {_cmp(r['comparisons'].get('none/ssl'))} |")
-    old = out / "summary.json"  # step times of earlier invocations (other PDEs, finished steps) are kept
+    stem = f"summary_{args.variant}" if args.variant else "summary"
+    old = out / f"{stem}.json"  # step times of earlier invocations (other PDEs, finished steps) are kept
     times = json.loads(old.read_text()).get("step_seconds", {}) if old.exists() else {}
     doc["step_seconds"] = {**times, **runner.times}
     doc["wall_seconds"] = wall
@@ -273,7 +309,7 @@ def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runne
         }
         for pde in paths
     }
-    (out / "summary.json").write_text(json.dumps(doc, indent=2, default=str))
+    (out / f"{stem}.json").write_text(json.dumps(doc, indent=2, default=str))
     lines = [
         f"# Reproduction, scale `{args.scale}`",
         "",
@@ -300,7 +336,7 @@ def summarise(paths: dict[str, dict], out: Path, args: argparse.Namespace, runne
         *ts_rows,
     ]
     text = "\n".join(lines) + "\n"
-    (out / "summary.md").write_text(text)
+    (out / f"{stem}.md").write_text(text)
     return text
 
 
@@ -328,6 +364,14 @@ def main() -> None:
         "split between them; their output goes to <out>/logs/ (default 1: one after the other, on the console)",
     )
     ap.add_argument(
+        "--variant",
+        default="",
+        help="a study's variant: its runs under <out>/<pde>/<variant>/ (the data shared), --pretrain-args and "
+        "--eval-args appended to the scale's overrides, its summary in <out>/summary_<variant>.md",
+    )
+    ap.add_argument("--pretrain-args", nargs="*", default=[], help="overrides of the variant's pretraining")
+    ap.add_argument("--eval-args", nargs="*", default=[], help="overrides of the variant's evaluations")
+    ap.add_argument(
         "--pretrain-only",
         action="store_true",
         help="generate and pretrain only (a chunk: several seeds' encoders, evaluated together later)",
@@ -341,13 +385,18 @@ def main() -> None:
     runner.jobs = args.jobs
     t0 = time.perf_counter()
     seeds = args.pretrain_seeds or scale["pretrain_seeds"]
+    if (args.pretrain_args or args.eval_args) and not args.variant:
+        sys.exit("error: --pretrain-args and --eval-args need --variant NAME (the scale's own runs stay as they are)")
+    var = Variant(args.variant, list(args.pretrain_args), list(args.eval_args))
     paths = {
-        pde: run_pde(pde, scale, out, args.device, runner, seeds, pretrain_only=args.pretrain_only) for pde in args.pdes
+        pde: run_pde(pde, scale, out, args.device, runner, seeds, pretrain_only=args.pretrain_only, variant=var)
+        for pde in args.pdes
     }
     if args.dry_run:
         return
     print("\n" + summarise(paths, out, args, runner, time.perf_counter() - t0))
-    print(f"summary: {out / 'summary.md'}, {out / 'summary.json'}")
+    stem = f"summary_{args.variant}" if args.variant else "summary"
+    print(f"summary: {out / stem}.md, {out / stem}.json")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,8 @@ def cli(monkeypatch, capsys):
             main()
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if isinstance(e.code, str):  # as the interpreter does at exit: the message on stderr
+                print(e.code, file=sys.stderr)
         out = capsys.readouterr()
         return CliResult(code, out.out, out.err)
 

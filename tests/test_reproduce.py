@@ -119,3 +119,44 @@ def test_tiny_reproduction_end_to_end(tmp_path):
         k: v for k, v in first.items() if "/generate/" not in k
     }
     assert "ssl-pde-pretrain" not in again.stdout
+
+
+def test_a_variant_runs_beside_the_scale_and_the_study_table_reads_both(cli, tmp_path):
+    """--variant NAME: its pretraining and evaluations under <pde>/NAME/ with its overrides appended, the data
+    shared; overrides without a variant are refused. scripts/study_table.py then lists each variant's valid and
+    test scores side by side (here on two hand-written result files)."""
+    res = cli(
+        _script().main,
+        *("--scale", "cpu", "--pdes", "ks", "--out", str(tmp_path), "--dry-run", "--variant", "noscale"),
+        *("--pretrain-args", "augment.strengths.scaling=0", "--eval-args", "regression.mlp.max_steps=10"),
+    )
+    assert res.returncode == 0, res.stderr
+    lines = (tmp_path / "commands.sh").read_text().splitlines()
+    pre = [ln for ln in lines if ln.startswith("ssl-pde-pretrain")]
+    assert len(pre) == 3 and all(f"run_dir={tmp_path}/ks/noscale/pretrain_s" in ln for ln in pre)
+    assert all(ln.endswith("augment.strengths.scaling=0") for ln in pre)
+    assert all(f"data.dir={tmp_path}/ks/data" in ln for ln in lines if not ln.startswith("ssl-pde-generate"))
+    assert all("regression.mlp.max_steps=10" in ln for ln in lines if ln.startswith("ssl-pde-eval"))
+    bad = cli(_script().main, "--scale", "cpu", "--out", str(tmp_path), "--dry-run", "--pretrain-args", "seed=3")
+    assert bad.returncode != 0 and "need --variant" in bad.stderr + str(bad.stdout)
+
+    def result(root: Path, valid: float, test: float) -> None:
+        cell = {"choices": {m: {"valid": valid} for m in ("ssl_linear", "ssl_finetune", "supervised")}}
+        summary = {m: {"nmse": [test, 0.01]} for m in ("ssl_linear", "ssl_finetune", "supervised")}
+        comp = {"supervised/ssl_finetune": {"ratio": 1.5, "low": 1.1, "high": 2.0}}
+        doc = {"n_labels": 64, "result": {"select_metric": "nmse", "cells": [cell] * 3, "summary": summary}}
+        doc["result"]["comparisons"] = comp
+        (root / "eval_regression_n64_s012").mkdir(parents=True)
+        (root / "eval_regression_n64_s012" / "results.json").write_text(json.dumps(doc))
+
+    study = tmp_path / "study" / "ks"
+    result(study, 0.25, 0.3)
+    result(study / "noscale", 0.125, 0.2)
+    spec = importlib.util.spec_from_file_location("study_table", SCRIPT.parent / "study_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.rows(study, ["ssl_linear", "ssl_finetune", "supervised"])
+    assert rows[0].startswith("| (scale's own) | 64 | 3 | 0.25 / 0.3 ± 0.01 |") and rows[0].endswith(
+        "1.50 [1.10, 2.00] |"
+    )
+    assert rows[1].startswith("| noscale | 64 | 3 | 0.125 / 0.2 ± 0.01 |")
