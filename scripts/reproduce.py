@@ -181,6 +181,7 @@ class Variant:
     name: str = ""
     pretrain: list[str] = field(default_factory=list)
     eval: list[str] = field(default_factory=list)
+    tasks: tuple[str, ...] = ("regression", "timestep")
 
     def root(self, out: Path, pde: str) -> Path:
         return out / pde / self.name if self.name else out / pde
@@ -252,7 +253,7 @@ def run_pde(
             args = [f"regression.n_labels={n}", *setting(scale, "eval", pde)]
             results["regression"][n] = evaluate(f"regression/n{n}_{tag}", d, args)
         n_train = setting(scale, "splits", pde)["train"]
-        for arch in setting(scale, "archs", pde):
+        for arch in setting(scale, "archs", pde) if "timestep" in var.tasks else []:
             d = root / f"eval_timestep_{arch}_{tag}"
             args = ["task=timestep", f"timestep.n_train={n_train}", f"timestep.arch={arch}"]
             args += setting(scale, "eval", pde)
@@ -372,6 +373,13 @@ def main() -> None:
     ap.add_argument("--pretrain-args", nargs="*", default=[], help="overrides of the variant's pretraining")
     ap.add_argument("--eval-args", nargs="*", default=[], help="overrides of the variant's evaluations")
     ap.add_argument(
+        "--tasks",
+        nargs="+",
+        default=["regression", "timestep"],
+        choices=["regression", "timestep"],
+        help="downstream tasks to run (default both; a regression study: --tasks regression)",
+    )
+    ap.add_argument(
         "--pretrain-only",
         action="store_true",
         help="generate and pretrain only (a chunk: several seeds' encoders, evaluated together later)",
@@ -387,7 +395,7 @@ def main() -> None:
     seeds = args.pretrain_seeds or scale["pretrain_seeds"]
     if (args.pretrain_args or args.eval_args) and not args.variant:
         sys.exit("error: --pretrain-args and --eval-args need --variant NAME (the scale's own runs stay as they are)")
-    var = Variant(args.variant, list(args.pretrain_args), list(args.eval_args))
+    var = Variant(args.variant, list(args.pretrain_args), list(args.eval_args), tuple(args.tasks))
     paths = {
         pde: run_pde(pde, scale, out, args.device, runner, seeds, pretrain_only=args.pretrain_only, variant=var)
         for pde in args.pdes

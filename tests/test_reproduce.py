@@ -129,6 +129,7 @@ def test_a_variant_runs_beside_the_scale_and_the_study_table_reads_both(cli, tmp
         _script().main,
         *("--scale", "cpu", "--pdes", "ks", "--out", str(tmp_path), "--dry-run", "--variant", "noscale"),
         *("--pretrain-args", "augment.strengths.scaling=0", "--eval-args", "regression.mlp.max_steps=10"),
+        *("--tasks", "regression"),
     )
     assert res.returncode == 0, res.stderr
     lines = (tmp_path / "commands.sh").read_text().splitlines()
@@ -137,6 +138,7 @@ def test_a_variant_runs_beside_the_scale_and_the_study_table_reads_both(cli, tmp
     assert all(ln.endswith("augment.strengths.scaling=0") for ln in pre)
     assert all(f"data.dir={tmp_path}/ks/data" in ln for ln in lines if not ln.startswith("ssl-pde-generate"))
     assert all("regression.mlp.max_steps=10" in ln for ln in lines if ln.startswith("ssl-pde-eval"))
+    assert not any("task=timestep" in ln for ln in lines)  # --tasks regression
     bad = cli(_script().main, "--scale", "cpu", "--out", str(tmp_path), "--dry-run", "--pretrain-args", "seed=3")
     assert bad.returncode != 0 and "need --variant" in bad.stderr + str(bad.stdout)
 
