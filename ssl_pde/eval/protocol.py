@@ -23,6 +23,7 @@ from torch import nn
 from ssl_pde.core.errors import UserError
 from ssl_pde.eval.data import Split, draw_labels
 from ssl_pde.eval.regression import (
+    TRAIN_INPUTS,
     Embedder,
     Fitted,
     finite,
@@ -74,6 +75,8 @@ class RegressionConfig:
         mlp: search of the MLP head (``max_steps`` counts full-batch epochs).
         finetune, supervised: searches of the end-to-end networks.
         n_boot: bootstrap replicates of each ratio interval.
+        recalibrate_bn: re-estimate the end-to-end networks' BatchNorm statistics on the labelled set's
+            evaluation inputs before every valid score (:func:`~ssl_pde.eval.regression.recalibrate_batchnorm`).
     """
 
     n_labels: int
@@ -86,6 +89,7 @@ class RegressionConfig:
     finetune: Search
     supervised: Search
     n_boot: int = 10000
+    recalibrate_bn: bool = True
 
     def check(self, n_train: int) -> None:
         """Refuse settings that cannot run or would compare methods unevenly (:class:`UserError`)."""
@@ -113,12 +117,12 @@ class RegressionConfig:
             raise UserError(f"trained methods need the same number of candidates, got {counts}")
         for m in TRAINED:
             spec: Search = getattr(self, m.removeprefix("ssl_"))
-            bad = [v for v in spec.views if v not in ("crops", "lie")]
+            bad = [v for v in spec.views if v not in TRAIN_INPUTS]
             if bad or spec.max_steps < 1 or spec.eval_every < 1 or not spec.lrs:
                 raise UserError(
                     f"{m.removeprefix('ssl_')}: needs lrs, max_steps >= 1, eval_every >= 1 and views from "
-                    f"(crops, lie); got lrs={spec.lrs}, max_steps={spec.max_steps}, eval_every={spec.eval_every}, "
-                    f"views={spec.views}"
+                    f"({', '.join(TRAIN_INPUTS)}); got lrs={spec.lrs}, max_steps={spec.max_steps}, "
+                    f"eval_every={spec.eval_every}, views={spec.views}"
                 )
 
 
@@ -163,6 +167,7 @@ def fit_cell(
             log.info(msg, name, seconds, choice, extra={"progress": "fit"})  # one per fitted method (progress bars)
 
     common = {"log_target": log_target, "metric": metric}
+    nets = {**common, "seed": seed, "device": device, "recalibrate_bn": cfg.recalibrate_bn}
     timed("ssl_linear", lambda: fit_ridge(ssl, lab, valid, cfg.ridge_lambdas, **common))
     timed("ssl_mlp", lambda: fit_mlp(ssl, lab, valid, cfg.mlp, hidden=cfg.mlp_hidden, seed=seed, **common))
 
@@ -174,13 +179,11 @@ def fit_cell(
     timed("random_init", random_init)
     timed(
         "ssl_finetune",
-        lambda: fit_network(
-            pretrained_copy(encoder), views, lab, valid, cfg.finetune, seed=seed, device=device, **common
-        ),
+        lambda: fit_network(pretrained_copy(encoder), views, lab, valid, cfg.finetune, **nets),
     )
     timed(
         "supervised",
-        lambda: fit_network(fresh, views, lab, valid, cfg.supervised, seed=seed, device=device, **common),
+        lambda: fit_network(fresh, views, lab, valid, cfg.supervised, **nets),
     )
     return cell
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +40,12 @@ Tensor = torch.Tensor
 
 @dataclass
 class Fitted:
-    """A fitted method: ``predict(split) -> (N,) float64`` parameter predictions, and its choices."""
+    """A fitted method: ``predict(split) -> (N,) float64`` parameter predictions, its choices, and the trained
+    network of the end-to-end methods (None for the others)."""
 
     predict: Callable[[Split], Tensor]
     choice: dict[str, Any]
+    model: nn.Module | None = None
 
 
 def to_target(y: Tensor, log_target: bool) -> Tensor:
@@ -187,6 +189,42 @@ def predict_network(model: Regressor, views: Any, s: Split, device: torch.device
     return torch.cat(out)
 
 
+TRAIN_INPUTS = ("crops", "lie", "eval")
+"""Training inputs of the end-to-end methods: ``crops`` (random crops anywhere in the trajectory), ``lie``
+(random crops transformed by the symmetry views), ``eval`` (the deterministic evaluation inputs themselves:
+the task's own input distribution, e.g. NS's first frames)."""
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: Callable[[], Iterable[Tensor]]) -> None:
+    """Re-estimate every BatchNorm's running statistics as the plain average over ``batches()`` (inputs
+    (B, C, ...) each), the model in train mode without gradients; the model is left in eval mode.
+
+    A network trained with a high learning rate, or on inputs unlike the ones it is scored on (random windows
+    in training, a fixed evaluation window in scoring), carries running statistics that lag behind its weights
+    or describe the wrong inputs; in eval mode its predictions then drift far from the training-mode ones.
+    Re-estimating them on the labelled set's evaluation inputs ("precise BN") reads no valid or test
+    data. Models without BatchNorm are left unchanged."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if bns:
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches
+        model.train()
+        for v in batches():
+            model(v)
+        for m, mom in zip(bns, momenta, strict=True):
+            m.momentum = mom
+    model.eval()
+
+
+def eval_inputs(views: Any, s: Split, device: torch.device, batch: int) -> Iterator[Tensor]:
+    """The deterministic evaluation inputs of ``s`` in batches of ``batch`` (B, C, ...)."""
+    for i in range(0, len(s), batch):
+        yield views.eval_view(*views.inputs(s.batch(slice(i, i + batch), device)))
+
+
 def fit_network(
     init: Callable[[], nn.Module],
     views: Any,
@@ -197,12 +235,14 @@ def fit_network(
     metric: str,
     seed: int,
     device: torch.device,
+    recalibrate_bn: bool = True,
 ) -> Fitted:
     """Train ``init()`` (a fresh or a pretrained encoder) + a linear head end to end on the labelled set.
 
-    One run per candidate of ``spec`` (learning rate x training views: ``crops``, random crops only, or
-    ``lie``, crops transformed by the symmetry views), MSE on the standardised (log) target, early stopping
-    on the valid ``metric``; the best candidate on valid is kept."""
+    One run per candidate of ``spec`` (learning rate x training inputs, :data:`TRAIN_INPUTS`), MSE on the
+    standardised (log) target, early stopping on the valid ``metric``; the best candidate on valid is kept.
+    With ``recalibrate_bn``, before every valid score the BatchNorm statistics are re-estimated on the labelled
+    set's evaluation inputs (:func:`recalibrate_batchnorm`), so the kept state scores as it trained."""
     z = to_target(lab.y, log_target)
     zm, zs, lo, hi = z.mean(), z.std().clamp_min(1e-12), z.min(), z.max()
     zt = ((z - zm) / zs).float().to(device)
@@ -216,22 +256,29 @@ def fit_network(
         torch.manual_seed(seed)
         model = Regressor(init()).to(device)
         model.requires_grad_(True)
-        train_views = views if cand["views"] == "lie" else views.without_symmetries()
+        kind = cand["views"]
+        train_views = views if kind == "lie" else views.without_symmetries()
         gen = torch.Generator(device=device).manual_seed(seed)
         rng = np.random.default_rng(seed)
         bsz = min(spec.batch, n)
 
         def loss_fn(_: int) -> Tensor:
             idx = torch.as_tensor(rng.choice(n, bsz, replace=False))
-            v = train_views.view(*train_views.inputs(lab.batch(idx, device)), gen)
+            b = train_views.inputs(lab.batch(idx, device))
+            v = views.eval_view(*b) if kind == "eval" else train_views.view(*b, gen)
             return ((model(v) - zt[idx.to(device)]) ** 2).mean()
 
-        return model, loss_fn, lambda: loss(decode(predict_network(model, views, valid, device)), valid.y)
+        def valid_fn() -> float:
+            if recalibrate_bn:
+                recalibrate_batchnorm(model, lambda: eval_inputs(views, lab, device, bsz))
+            return loss(decode(predict_network(model, views, valid, device)), valid.y)
+
+        return model, loss_fn, valid_fn
 
     model, record = search(build, spec)
     record["valid_metric"] = _as_loss(metric)
     model.requires_grad_(False)
-    return Fitted(lambda s: decode(predict_network(model, views, s, device)), record)
+    return Fitted(lambda s: decode(predict_network(model, views, s, device)), record, model)
 
 
 def pretrained_copy(encoder: nn.Module) -> Callable[[], nn.Module]:

@@ -95,7 +95,7 @@ def regression_table(doc: dict[str, Any]) -> str:
 def _chosen(choice: dict[str, Any]) -> str:
     if "chosen" in choice:
         c = choice["chosen"]
-        views = "" if c["views"] == "crops" else f", {c['views']} views"
+        views = {"crops": "", "lie": ", lie views", "eval": ", eval inputs"}.get(c["views"], f", {c['views']}")
         return f"lr {c['lr']:g}{views} @ {c['best_step']} ({choice['valid']:.3g})"
     return f"λ {choice['lambda']:g} ({choice['valid']:.3g})"
 

@@ -34,8 +34,9 @@ class Search:
         patience: evaluations without improvement before stopping (0: run the whole budget).
         batch: training batch size (ignored by full-batch heads).
         weight_decay: AdamW weight decay.
-        views: training inputs, each a candidate too: ``crops`` (random crops only) or ``lie`` (random crops
-            transformed by the Lie-symmetry views). Ignored by heads on frozen features.
+        views: training inputs, each a candidate too: ``crops`` (random crops only), ``lie`` (random crops
+            transformed by the Lie-symmetry views) or ``eval`` (the deterministic evaluation inputs). Ignored by
+            heads on frozen features.
     """
 
     lrs: list[float]
