@@ -135,7 +135,7 @@ def test_network_training_on_eval_inputs_scores_in_eval_mode_as_it_trained(burge
     does in training mode on the whole set at once (up to the biased/unbiased variance, 1/n per layer): after a few
     high-learning-rate steps the running statistics of training would not (the failure that kept NS's
     supervised baseline at a constant)."""
-    from ssl_pde.eval.regression import eval_inputs, fit_network
+    from ssl_pde.eval.regression import fit_network, training_inputs
 
     data, _ = burgers_splits
     lab, valid = data["train"].subset(np.arange(16)), data["valid"]
@@ -148,7 +148,7 @@ def test_network_training_on_eval_inputs_scores_in_eval_mode_as_it_trained(burge
             lambda: ResNet18(3, (8, 16, 32, 64)), views, lab, valid, spec, True, "nmse", 0, cpu, recalibrate_bn=recal
         )
         assert fitted[recal].choice["chosen"]["views"] == "eval"
-    (x,) = list(eval_inputs(views, lab, cpu, 16))
+    (x,) = list(training_inputs(views, "eval", lab, cpu, 16, seed=0))
     gaps = {}
     for recal, fit in fitted.items():
         net = fit.model

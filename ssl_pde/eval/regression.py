@@ -200,11 +200,12 @@ def recalibrate_batchnorm(model: nn.Module, batches: Callable[[], Iterable[Tenso
     """Re-estimate every BatchNorm's running statistics as the plain average over ``batches()`` (inputs
     (B, C, ...) each), the model in train mode without gradients; the model is left in eval mode.
 
-    A network trained with a high learning rate, or on inputs unlike the ones it is scored on (random windows
-    in training, a fixed evaluation window in scoring), carries running statistics that lag behind its weights
-    or describe the wrong inputs; in eval mode its predictions then drift far from the training-mode ones.
-    Re-estimating them on the labelled set's evaluation inputs ("precise BN") reads no valid or test
-    data. Models without BatchNorm are left unchanged."""
+    A network trained with a high learning rate carries running statistics that lag behind its weights (an
+    exponential average over past steps' weights); in eval mode its predictions then drift far from what it
+    learned (on NS a network from scratch sat at a constant). Re-estimating them under the final weights on
+    the network's own training inputs ("precise BN") removes the lag without changing what the statistics
+    describe, and reads no valid or test data. Models without BatchNorm are left unchanged.
+    """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if bns:
         momenta = [m.momentum for m in bns]
@@ -219,10 +220,15 @@ def recalibrate_batchnorm(model: nn.Module, batches: Callable[[], Iterable[Tenso
     model.eval()
 
 
-def eval_inputs(views: Any, s: Split, device: torch.device, batch: int) -> Iterator[Tensor]:
-    """The deterministic evaluation inputs of ``s`` in batches of ``batch`` (B, C, ...)."""
+def training_inputs(views: Any, kind: str, s: Split, device: torch.device, batch: int, seed: int) -> Iterator[Tensor]:
+    """One pass over ``s`` in batches of ``batch`` of the training inputs ``kind`` (:data:`TRAIN_INPUTS`):
+    ``eval`` the deterministic evaluation inputs, ``crops``/``lie`` random views drawn from a generator seeded
+    with ``seed`` (the same views at every call)."""
+    train_views = views if kind == "lie" else views.without_symmetries()
+    gen = torch.Generator(device=device).manual_seed(seed)
     for i in range(0, len(s), batch):
-        yield views.eval_view(*views.inputs(s.batch(slice(i, i + batch), device)))
+        b = train_views.inputs(s.batch(slice(i, i + batch), device))
+        yield views.eval_view(*b) if kind == "eval" else train_views.view(*b, gen)
 
 
 def fit_network(
@@ -241,8 +247,8 @@ def fit_network(
 
     One run per candidate of ``spec`` (learning rate x training inputs, :data:`TRAIN_INPUTS`), MSE on the
     standardised (log) target, early stopping on the valid ``metric``; the best candidate on valid is kept.
-    With ``recalibrate_bn``, before every valid score the BatchNorm statistics are re-estimated on the labelled
-    set's evaluation inputs (:func:`recalibrate_batchnorm`), so the kept state scores as it trained."""
+    With ``recalibrate_bn``, before every valid score the BatchNorm statistics are re-estimated under the
+    current weights on one pass of the labelled set's training inputs (:func:`recalibrate_batchnorm`)."""
     z = to_target(lab.y, log_target)
     zm, zs, lo, hi = z.mean(), z.std().clamp_min(1e-12), z.min(), z.max()
     zt = ((z - zm) / zs).float().to(device)
@@ -270,7 +276,7 @@ def fit_network(
 
         def valid_fn() -> float:
             if recalibrate_bn:
-                recalibrate_batchnorm(model, lambda: eval_inputs(views, lab, device, bsz))
+                recalibrate_batchnorm(model, lambda: training_inputs(views, kind, lab, device, bsz, seed + 1))
             return loss(decode(predict_network(model, views, valid, device)), valid.y)
 
         return model, loss_fn, valid_fn
