@@ -6,8 +6,9 @@
 For every labelled-set size and training-input kind (``crops``: random crops anywhere in the trajectory;
 ``lie``: crops + symmetry views; ``eval``: the evaluation inputs themselves), fine-tuning and the supervised
 baseline each run their whole learning-rate search (the eval scale's budgets) on label draw 0; the valid score of
-each search's chosen candidate is recorded. Rule, fixed before the run: the kind with the lower mean valid score
-over both methods and every size is the one both methods use (the same for both, so the comparison stays even).
+each search's chosen candidate is recorded. Rule, fixed before the run: the kind with the lower geometric mean of
+the valid scores over both methods and every size (the mean of their logs, so no one cell's scale dominates) is
+the one both methods use (the same for both, so the comparison stays even).
 Writes ``train_inputs.json`` to ``--out`` and prints a table. Parts run side by side (e.g. one process per
 ``--kinds``, each with its own ``--out``) are decided together by ``--combine A/train_inputs.json B/...``.
 """
@@ -43,7 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if a.combine:
             parts = [json.loads(p.read_text()) for p in a.combine]
-            decide([r for p in parts for r in p["rows"]], {k: v for k, v in parts[0].items() if k != "rows"}, a.out)
+            keys = ("ckpt", "data", "eval_scale", "metric")
+            for p, part in zip(a.combine[1:], parts[1:], strict=True):
+                if any(part.get(k) != parts[0].get(k) for k in keys):
+                    raise UserError(f"{p}: its {', '.join(keys)} differ from {a.combine[0]}'s; combine one setting")
+            decide([r for p in parts for r in p["rows"]], {k: parts[0].get(k) for k in keys}, a.out)
         elif a.ckpt is None or a.data is None:
             raise UserError("--ckpt and --data are required (or --combine part files)")
         else:
@@ -54,10 +59,21 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(a: argparse.Namespace) -> None:
     overrides = [f"ckpt={a.ckpt}", f"data.dir={a.data}"] + ([f"eval_scale={a.eval_scale}"] if a.eval_scale else [])
-    cfg = compose_eval_config(overrides).regression
+    full = compose_eval_config(overrides)
+    cfg = full.regression
+    cfg.n_labels = max(a.labels)
     device = resolve_device(a.device)
-    inp = load_inputs([a.ckpt], a.data, device, split_names=("train", "valid"))
+    inp = load_inputs(
+        [a.ckpt],
+        a.data,
+        device,
+        split_names=("train", "valid"),
+        param=full.param,
+        log_target=full.log_target,
+        eval_window=full.eval_window,
+    )
     train, valid = inp.splits["train"], inp.splits["valid"]
+    cfg.check(len(train))
     metric = cfg.select_metric
     rows = []
     for n in a.labels:
@@ -98,19 +114,23 @@ def run(a: argparse.Namespace) -> None:
     decide(rows, head, a.out)
 
 
-def decide(rows: list[dict], head: dict, out: Path) -> None:
+def decide(rows: list[dict], head: dict, out: Path) -> str:
     """Apply the rule to ``rows`` and write ``train_inputs.json`` (the rows, the means, the chosen kind)."""
     kinds = list(dict.fromkeys(r["inputs"] for r in rows))
+    keys = [(r["n_labels"], r["method"], r["inputs"]) for r in rows]
+    if len(set(keys)) != len(keys):
+        raise UserError("a (labels, method, inputs) row appears twice: combine each part once")
     cells = {(r["n_labels"], r["method"]) for r in rows}
     if any({(r["n_labels"], r["method"]) for r in rows if r["inputs"] == k} != cells for k in kinds):
         raise UserError("the parts do not cover the same sizes and methods for every kind")
-    means = {k: float(np.mean([r["valid"] for r in rows if r["inputs"] == k])) for k in kinds}
+    means = {k: float(np.exp(np.mean([np.log(r["valid"]) for r in rows if r["inputs"] == k]))) for k in kinds}
     chosen = min(means, key=means.__getitem__)
-    rule = "lowest mean valid score over both methods and every labelled-set size (label draw 0)"
-    doc = {**head, "rule": rule, "mean_valid": means, "chosen": chosen, "rows": rows}
+    rule = "lowest geometric mean of the valid scores over both methods and every labelled-set size (label draw 0)"
+    doc = {**head, "rule": rule, "geometric_mean_valid": means, "chosen": chosen, "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_inputs.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print("mean valid " + ", ".join(f"{k} {v:.4g}" for k, v in means.items()) + f" -> chosen: {chosen}")
+    print("geometric mean valid " + ", ".join(f"{k} {v:.4g}" for k, v in means.items()) + f" -> chosen: {chosen}")
+    return chosen
 
 
 if __name__ == "__main__":

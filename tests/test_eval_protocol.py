@@ -109,17 +109,41 @@ def test_batchnorm_recalibration_is_the_plain_average_of_the_given_batches():
     g = torch.Generator().manual_seed(0)
     batches = [torch.randn(16, 3, generator=g) * (k + 1) + k for k in range(3)]
     bn = torch.nn.BatchNorm1d(3, momentum=0.3)
-    bn.running_mean.fill_(5.0)
     model = torch.nn.Sequential(bn).train()
+    model(torch.randn(8, 3, generator=g) + 5.0)  # stale statistics that a missing reset would blend in
+    bn.num_batches_tracked.fill_(7)
     recalibrate_batchnorm(model, lambda: iter(batches))
     mean = torch.stack([b.mean(0) for b in batches]).mean(0)
     var = torch.stack([b.var(0, unbiased=True) for b in batches]).mean(0)
     assert torch.allclose(bn.running_mean, mean, atol=1e-6) and torch.allclose(bn.running_var, var, atol=1e-5)
     assert bn.momentum == 0.3 and not model.training
-    lin = torch.nn.Linear(3, 2)
+    assert int(bn.num_batches_tracked) == 3
+    lin = torch.nn.Linear(3, 2).train()
     before = {k: v.clone() for k, v in lin.state_dict().items()}
     recalibrate_batchnorm(lin, lambda: iter(batches))
-    assert all(torch.equal(v, before[k]) for k, v in lin.state_dict().items())
+    assert all(torch.equal(v, before[k]) for k, v in lin.state_dict().items()) and not lin.training
+
+
+def test_recalibration_reads_the_labelled_training_inputs_only_in_near_equal_batches(burgers_splits):
+    """The kept network's BatchNorm buffers are exactly those re-estimated under its kept weights on one pass of
+    the labelled set's training inputs (so they match the restored weights, and no valid or test trajectory
+    entered them); a labelled set one larger than the batch is cut into two near-equal batches, never into a
+    batch of one (which BatchNorm refuses to normalise in training mode)."""
+    import copy
+
+    from ssl_pde.eval.regression import fit_network, recalibrate_batchnorm, training_inputs
+
+    data, _ = burgers_splits
+    cpu, views = torch.device("cpu"), LieViews(**AUG)
+    lab = data["train"].subset(np.arange(17))
+    assert [len(x) for x in training_inputs(views, "crops", lab, cpu, 16, seed=1)] == [9, 8]
+    spec = Search(lrs=[1e-2], max_steps=4, eval_every=2, patience=0, batch=16, views=["crops"])
+    torch.manual_seed(0)
+    fit = fit_network(lambda: ResNet18(3, (8, 16, 32, 64)), views, lab, data["valid"], spec, True, "nmse", 0, cpu)
+    again = copy.deepcopy(fit.model)
+    recalibrate_batchnorm(again, lambda: training_inputs(views, "crops", lab, cpu, 16, seed=1))
+    kept, redone = fit.model.state_dict(), again.state_dict()
+    assert all(torch.equal(kept[k], redone[k]) for k in kept)
 
 
 class _NoRandomViews(LieViews):
@@ -158,6 +182,38 @@ def test_network_training_on_eval_inputs_scores_in_eval_mode_as_it_trained(burge
         net.eval()
         gaps[recal] = float((eval_out - train_out).abs().max() / train_out.abs().max())
     assert gaps[True] < 0.2 and gaps[False] > 0.5, gaps  # measured: 0.13 (deep 1x4 maps: n = 64) and 1.2
+    mixed = Search(lrs=[1e-3, 3e-3], max_steps=4, eval_every=2, patience=1, batch=8, views=["eval"])
+    with pytest.raises(UserError, match="same training inputs"):
+        tiny_regression(supervised=mixed).check(24)
     bad = Search(lrs=[1e-3, 3e-3], max_steps=4, eval_every=2, patience=1, batch=8, views=["x"])
     with pytest.raises(UserError, match=r"views from \(crops, lie, eval\)"):
         tiny_regression(supervised=bad, finetune=bad).check(24)
+
+
+def test_training_input_rule_takes_the_lowest_geometric_mean_and_refuses_uneven_parts(tmp_path):
+    """scripts/choose_train_inputs.py's rule, hand-computed: kind A scores (0.01, 0.001) and B (0.004, 0.004);
+    A's arithmetic mean (0.0055) is higher than B's but its geometric mean (0.00316) is lower, so A is chosen;
+    parts that miss a cell or repeat one are refused."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "choose_train_inputs.py"
+    spec = importlib.util.spec_from_file_location("choose_train_inputs", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+
+    def row(kind, method, v):
+        return {"n_labels": 64, "method": method, "inputs": kind, "valid": v}
+
+    rows = [row("A", "ssl_finetune", 0.01), row("A", "supervised", 0.001)]
+    rows += [row("B", "ssl_finetune", 0.004), row("B", "supervised", 0.004)]
+    assert mod.decide(rows, {"metric": "mse"}, tmp_path) == "A"
+    doc = json.loads((tmp_path / "train_inputs.json").read_text())
+    assert doc["geometric_mean_valid"]["A"] == pytest.approx(0.01**0.5 * 0.001**0.5)
+    with pytest.raises(UserError, match="same sizes and methods"):
+        mod.decide(rows[:3], {}, tmp_path)
+    with pytest.raises(UserError, match="appears twice"):
+        mod.decide([*rows, rows[0]], {}, tmp_path)

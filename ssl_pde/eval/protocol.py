@@ -75,8 +75,9 @@ class RegressionConfig:
         mlp: search of the MLP head (``max_steps`` counts full-batch epochs).
         finetune, supervised: searches of the end-to-end networks.
         n_boot: bootstrap replicates of each ratio interval.
-        recalibrate_bn: re-estimate the end-to-end networks' BatchNorm statistics on the labelled set's
-            evaluation inputs before every valid score (:func:`~ssl_pde.eval.regression.recalibrate_batchnorm`).
+        recalibrate_bn: re-estimate the end-to-end networks' BatchNorm statistics under the current weights on
+            the labelled set's training inputs before every valid score
+            (:func:`~ssl_pde.eval.regression.recalibrate_batchnorm`).
     """
 
     n_labels: int
@@ -111,6 +112,11 @@ class RegressionConfig:
             raise UserError(
                 "finetune and supervised need the same step budget: "
                 + ", ".join(f"{k} {getattr(self.finetune, k)} vs {getattr(self.supervised, k)}" for k in budget)
+            )
+        if self.finetune.views != self.supervised.views:
+            raise UserError(
+                f"finetune and supervised need the same training inputs: views {self.finetune.views} vs "
+                f"{self.supervised.views}"
             )
         counts = {m: len(getattr(self, m.removeprefix("ssl_")).candidates()) for m in TRAINED if m in self.methods}
         if len(set(counts.values())) > 1:

@@ -209,25 +209,30 @@ def recalibrate_batchnorm(model: nn.Module, batches: Callable[[], Iterable[Tenso
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if bns:
         momenta = [m.momentum for m in bns]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches
-        model.train()
-        for v in batches():
-            model(v)
-        for m, mom in zip(bns, momenta, strict=True):
-            m.momentum = mom
+        try:
+            for m in bns:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the batches
+            model.train()
+            for v in batches():
+                model(v)
+        finally:
+            for m, mom in zip(bns, momenta, strict=True):
+                m.momentum = mom
+            model.eval()
     model.eval()
 
 
 def training_inputs(views: Any, kind: str, s: Split, device: torch.device, batch: int, seed: int) -> Iterator[Tensor]:
-    """One pass over ``s`` in batches of ``batch`` of the training inputs ``kind`` (:data:`TRAIN_INPUTS`):
-    ``eval`` the deterministic evaluation inputs, ``crops``/``lie`` random views drawn from a generator seeded
-    with ``seed`` (the same views at every call)."""
+    """One pass over ``s`` of the training inputs ``kind`` (:data:`TRAIN_INPUTS`): ``eval`` the deterministic
+    evaluation inputs, ``crops``/``lie`` random views drawn from a generator seeded with ``seed`` (the same views
+    at every call). The pass is cut into ``ceil(len(s) / batch)`` batches of near-equal size: each counts alike
+    in :func:`recalibrate_batchnorm`'s average, and with ``batch >= 3`` none holds a single trajectory (which
+    BatchNorm cannot normalise)."""
     train_views = views if kind == "lie" else views.without_symmetries()
     gen = torch.Generator(device=device).manual_seed(seed)
-    for i in range(0, len(s), batch):
-        b = train_views.inputs(s.batch(slice(i, i + batch), device))
+    for idx in torch.arange(len(s)).tensor_split(max(1, math.ceil(len(s) / batch))):
+        b = train_views.inputs(s.batch(idx, device))
         yield views.eval_view(*b) if kind == "eval" else train_views.view(*b, gen)
 
 
