@@ -1,4 +1,5 @@
-"""``ssl-pde-pretrain``: VICReg pretraining with Lightning, configured by Hydra.
+"""``ssl-pde-pretrain``: joint-embedding pretraining (VICReg by default; ``method=barlow``, ``method=simclr``) with
+Lightning, configured by Hydra.
 
     ssl-pde-pretrain experiment=burgers_vicreg data.dir=data
     ssl-pde-pretrain experiment=burgers_vicreg ckpt_path=last     # resume: optimizer, scheduler, step, W&B run
@@ -85,6 +86,28 @@ def export_encoder(model: torch.nn.Module, cfg: DictConfig, path: Path) -> None:
     )
 
 
+def method_id(method: Any) -> str:
+    """The objective a ``method`` config trains: its ``objective._target_`` (barlow, simclr), else its module's
+    ``_target_`` (vicreg)."""
+    obj = method.get("objective") if hasattr(method, "get") else None
+    return str((obj or {}).get("_target_") or method.get("_target_"))
+
+
+def check_run_dir_method(cfg: DictConfig, run_dir: Path) -> None:
+    """Refuse to start a run of one objective in a run directory holding another's (``config.yaml``): the
+    experiments name their runs ``<dataset>_vicreg``, so ``method=barlow`` without ``name=`` would otherwise
+    overwrite a VICReg run's checkpoints and ``encoder.pt``."""
+    old = run_dir / "config.yaml"
+    if not old.is_file():
+        return
+    prev = OmegaConf.load(old).get("method")
+    if prev is not None and method_id(prev) != method_id(cfg.method):
+        raise UserError(
+            f"run_dir {run_dir} holds a run of {method_id(prev).rsplit('.', 1)[-1]}, this one trains "
+            f"{method_id(cfg.method).rsplit('.', 1)[-1]}: give it its own name= or run_dir="
+        )
+
+
 def _start_run_dir(cfg: DictConfig, run_dir: Path) -> logging.Handler:
     """Create ``run_dir`` with the resolved ``config.yaml`` and the command's overrides; log to ``pretrain.log``.
 
@@ -134,6 +157,7 @@ def pretrain(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dic
     run_dir = Path(cfg.run_dir)
     check_output_dir(run_dir, "run_dir")
     ckpt = resolve_ckpt(cfg, run_dir)
+    check_run_dir_method(cfg, run_dir)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
     for key, value in views.check_dataset(datamodule.train_set).items():  # settings read from the data

@@ -1,4 +1,9 @@
-"""VICReg pretraining module: views on the device, encoder -> projector -> VICReg, diagnostics."""
+"""Joint-embedding pretraining module: views on the device, encoder -> projector -> objective, diagnostics.
+
+:class:`JointEmbeddingModule` takes its objective (:mod:`ssl_pde.losses.objectives`: VICReg, Barlow Twins, SimCLR)
+as an argument; :class:`VICRegModule` is it with the VICReg objective, configured by its three coefficients
+(``configs/method/vicreg.yaml``, unchanged since before the objective was a choice).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from torch import nn
 
 from ssl_pde.augment.base import SymmetryViews
 from ssl_pde.core.errors import DataError, DivergenceError
-from ssl_pde.losses.vicreg import vicreg_loss
+from ssl_pde.losses.objectives import Objective, VICReg
 from ssl_pde.metrics import rankme, ridge_probe
 
 Tensor = torch.Tensor
@@ -33,8 +38,9 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -
     return f
 
 
-class VICRegModule(L.LightningModule):
-    """VICReg on Lie-symmetry views.
+class JointEmbeddingModule(L.LightningModule):
+    """Joint-embedding pretraining on symmetry views: the same encoder and projector embed two views of each
+    sample, and ``objective`` scores the two embedding batches.
 
     Args:
         encoder: (B, C, T, X) -> (B, D) representation.
@@ -43,8 +49,10 @@ class VICRegModule(L.LightningModule):
             :class:`~ssl_pde.augment.ns_views.NSViews` in 2D, :class:`~ssl_pde.augment.generic_views.GenericViews`
             for an external dataset); its ``inputs(batch)`` picks its arguments.
         optimizer: partial optimizer taking the parameter groups.
+        objective: ``(z1, z2) -> dict`` of () terms, ``loss`` the total (:mod:`ssl_pde.losses.objectives`); it
+            gathers the embeddings across ranks itself. Every term is logged as ``train/<term>``; its ``name``
+            appears in the error of a non-finite loss.
         weight_decay: applied to weights only (not biases or normalisation parameters).
-        sim_coeff, std_coeff, cov_coeff: VICReg weights.
         warmup_frac: fraction of the steps with linear LR warmup before cosine decay.
         probe_param: stored parameter regressed by the online ridge probe each validation epoch; None: no probe
             (an external dataset that stores no parameter), only RankMe is logged.
@@ -59,10 +67,8 @@ class VICRegModule(L.LightningModule):
         projector: nn.Module,
         views: SymmetryViews,
         optimizer: Callable[..., torch.optim.Optimizer],
+        objective: Objective,
         weight_decay: float = 1e-6,
-        sim_coeff: float = 25.0,
-        std_coeff: float = 25.0,
-        cov_coeff: float = 1.0,
         warmup_frac: float = 0.05,
         probe_param: str | None = None,
         probe_log: bool = False,
@@ -70,8 +76,11 @@ class VICRegModule(L.LightningModule):
         fixed_views: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["encoder", "projector", "views", "optimizer"])
+        # the objective stays out of the checkpoint's hyperparameters (an object, not a plain value: checkpoints
+        # load with weights_only=True); the run's config.yaml and W&B config record it
+        self.save_hyperparameters(ignore=["encoder", "projector", "views", "optimizer", "objective"])
         self.encoder, self.projector, self.views = encoder, projector, views
+        self.objective = objective
         self.optimizer_factory = optimizer
         self._val: list[tuple[Tensor, Tensor]] = []
         self._t_last: float | None = None
@@ -132,13 +141,14 @@ class VICRegModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         v1, v2 = batch["views"]
         z1, z2 = self.projector(self.encoder(v1)), self.projector(self.encoder(v2))
-        terms = vicreg_loss(z1, z2, self.hparams.sim_coeff, self.hparams.std_coeff, self.hparams.cov_coeff)
+        terms = self.objective(z1, z2)
         loss = terms["loss"]
         if not torch.isfinite(loss):
-            inv, var, cov = (float(terms[k].detach()) for k in ("invariance", "variance", "covariance"))
+            name = getattr(self.objective, "name", type(self.objective).__name__)
+            detail = ", ".join(f"{k} {float(v.detach()):.3g}" for k, v in terms.items() if k != "loss")
             raise DivergenceError(
-                f"non-finite VICReg loss at step {self.global_step} (invariance {inv:.3g}, variance {var:.3g}, "
-                f"covariance {cov:.3g}); lower the learning rate or check the data"
+                f"non-finite {name} loss at step {self.global_step} ({detail}); lower the learning rate or check the "
+                "data"
             )
         bsz = v1.shape[0]
         std = z1.detach().float().std(0)
@@ -192,3 +202,43 @@ class VICRegModule(L.LightningModule):
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total, int(self.hparams.warmup_frac * total)))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class VICRegModule(JointEmbeddingModule):
+    """:class:`JointEmbeddingModule` with the VICReg objective (``configs/method/vicreg.yaml``).
+
+    Args:
+        encoder, projector, views, optimizer: as :class:`JointEmbeddingModule`.
+        weight_decay, warmup_frac, probe_param, probe_log, seed, fixed_views: as :class:`JointEmbeddingModule`.
+        sim_coeff, std_coeff, cov_coeff: VICReg weights (:class:`~ssl_pde.losses.objectives.VICReg`).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        projector: nn.Module,
+        views: SymmetryViews,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        weight_decay: float = 1e-6,
+        sim_coeff: float = 25.0,
+        std_coeff: float = 25.0,
+        cov_coeff: float = 1.0,
+        warmup_frac: float = 0.05,
+        probe_param: str | None = None,
+        probe_log: bool = False,
+        seed: int = 0,
+        fixed_views: bool = False,
+    ) -> None:
+        super().__init__(
+            encoder,
+            projector,
+            views,
+            optimizer,
+            VICReg(sim_coeff, std_coeff, cov_coeff),
+            weight_decay=weight_decay,
+            warmup_frac=warmup_frac,
+            probe_param=probe_param,
+            probe_log=probe_log,
+            seed=seed,
+            fixed_views=fixed_views,
+        )
