@@ -158,6 +158,8 @@ LOSSES = {
     "barlow": lambda z1, z2, gather=False: barlow_twins_loss(z1, z2, gather=gather),
     "infonce": lambda z1, z2, gather=False: info_nce_loss(z1, z2, gather=gather),
 }
+#: every objective's loss (VICReg's too) for the tests that hold for all of them
+ALL_LOSSES = {**LOSSES, "vicreg": lambda z1, z2, gather=False: vicreg_loss(z1, z2, gather=gather)}
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -170,7 +172,7 @@ def test_gradient_flows_to_both_views(name):
         assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", sorted(ALL_LOSSES))
 def test_loss_decreases_linear_model(name):
     """~20 Adam steps of a tiny linear projector on fixed random views lower the loss."""
     gen = torch.Generator().manual_seed(0)
@@ -181,7 +183,7 @@ def test_loss_decreases_linear_model(name):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(20):
-        loss = LOSSES[name](model(x1), model(x2))["loss"]
+        loss = ALL_LOSSES[name](model(x1), model(x2))["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -250,8 +252,6 @@ def test_objectives_wrap_the_losses():
 
 # ---------------------------------------------------------------------------------------------- DDP
 WORLD, N_GLOBAL, D_IN, D_OUT = 2, 8, 6, 4
-#: every objective's loss in the DDP test (VICReg's too: its variance and covariance are batch statistics)
-DDP_LOSSES = {**LOSSES, "vicreg": lambda z1, z2, gather=False: vicreg_loss(z1, z2, gather=gather)}
 
 
 def _ddp_problem() -> tuple[torch.Tensor, torch.Tensor, torch.nn.Linear]:
@@ -275,7 +275,7 @@ def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
         n = N_GLOBAL // WORLD
         local = slice(rank * n, (rank + 1) * n)
         results = {}
-        for name, fn in sorted(DDP_LOSSES.items()):
+        for name, fn in sorted(ALL_LOSSES.items()):
             model.zero_grad()
             z1, z2 = ddp(torch.cat([x1[local], x2[local]])).chunk(2)  # one forward for both views
             out = fn(z1, z2, gather=True)
@@ -321,7 +321,7 @@ def test_ddp_gather_gradients_match_single_process(tmp_path):
     assert [p.exitcode for p in procs] == [0] * WORLD
 
     res = [torch.load(tmp_path / f"{r}.pt") for r in range(WORLD)]
-    for name, fn in sorted(DDP_LOSSES.items()):
+    for name, fn in sorted(ALL_LOSSES.items()):
         x1, x2, model = _ddp_problem()
         ref = fn(model(x1), model(x2), gather=False)
         ref["loss"].backward()

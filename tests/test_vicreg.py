@@ -89,24 +89,6 @@ def test_zero_terms():
     assert variance_loss(0.5 * h).item() == pytest.approx(1 - math.sqrt(2 / 7 + EPS))  # hinge active below std 1
 
 
-def test_loss_decreases_linear_model():
-    """~20 Adam steps of a tiny linear projector on fixed random views lower the loss."""
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 16, generator=gen)
-    x1, x2 = x + 0.1 * torch.randn(64, 16, generator=gen), x + 0.1 * torch.randn(64, 16, generator=gen)
-    torch.manual_seed(0)
-    model = torch.nn.Linear(16, 8)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(20):
-        loss = vicreg_loss(model(x1), model(x2))["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.5 * losses[0]
-
-
 def test_reduced_precision_computed_in_float32():
     """bf16 inputs and bf16 autocast: variance and covariance are computed in float32."""
     gen = torch.Generator().manual_seed(0)
