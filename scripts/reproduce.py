@@ -20,7 +20,10 @@ stopped. Per PDE:
 
 A study runs variants beside the scale's own runs, on the same data: ``--variant noboost --pretrain-args
 augment.strengths.galilean_boost=0`` pretrains and evaluates under ``<out>/<pde>/noboost/``;
-``scripts/study_table.py`` compares every variant's valid and test scores.
+``scripts/study_table.py`` compares every variant's valid and test scores. A downstream ablation evaluates fixed
+encoders: ``--variant long --encoders-of "" --eval-args regression.finetune.max_steps=1000 ...`` evaluates the
+scale's own encoders (``--encoders-of NAME``: a variant's) and pretrains nothing; ``--labels 64`` restricts the
+labelled-set sizes of a screening run.
 
 Long runs go in chunks: ``--pdes burgers --pretrain-seeds 0`` pretrains and evaluates one seed; the call
 with ``--pretrain-seeds 0 1 2`` then reuses the finished encoders and evaluates the three together.
@@ -182,9 +185,17 @@ class Variant:
     pretrain: list[str] = field(default_factory=list)
     eval: list[str] = field(default_factory=list)
     tasks: tuple[str, ...] = ("regression", "timestep")
+    labels: list[int] | None = None  # labelled-set sizes (None: the scale's)
+    encoders_of: str | None = None  # evaluate another variant's encoders ("" the scale's own) instead of pretraining
 
     def root(self, out: Path, pde: str) -> Path:
         return out / pde / self.name if self.name else out / pde
+
+    def encoder_root(self, out: Path, pde: str) -> Path:
+        """Where the encoders evaluated by this variant live (its own directory unless ``encoders_of``)."""
+        if self.encoders_of is None:
+            return self.root(out, pde)
+        return out / pde / self.encoders_of if self.encoders_of else out / pde
 
     def key(self, pde: str, step: str) -> str:
         return f"{pde}/{self.name}/{step}" if self.name else f"{pde}/{step}"
@@ -223,9 +234,13 @@ def run_pde(
     encs = []
     with run.side_by_side():  # the seeds' pretraining runs are independent
         for seed in seeds:
-            pre = root / f"pretrain_s{seed}"
+            pre = var.encoder_root(out, pde) / f"pretrain_s{seed}"
             enc = pre / "encoder.pt"
             encs.append(enc)
+            if var.encoders_of is not None:
+                if not enc.exists() and not run.dry_run:
+                    sys.exit(f"error: --encoders-of {var.encoders_of or '(the scale)'}: no encoder {enc}")
+                continue
             if not enc.exists():
                 experiment = setting(scale, "experiment", pde) or f"{pde}_vicreg"
                 resume = ["ckpt_path=last"] if (pre / "checkpoints" / "last.ckpt").exists() else []
@@ -248,7 +263,7 @@ def run_pde(
         return d / "results.json"
 
     with run.side_by_side():  # every evaluation reads the finished encoders only
-        for n in setting(scale, "labels", pde):
+        for n in var.labels or setting(scale, "labels", pde):
             d = root / f"eval_regression_n{n}_{tag}"
             args = [f"regression.n_labels={n}", *setting(scale, "eval", pde)]
             results["regression"][n] = evaluate(f"regression/n{n}_{tag}", d, args)
@@ -380,6 +395,20 @@ def main() -> None:
         help="downstream tasks to run (default both; a regression study: --tasks regression)",
     )
     ap.add_argument(
+        "--labels",
+        type=int,
+        nargs="+",
+        default=None,
+        help="labelled-set sizes of the regression (default: the scale's), e.g. --labels 64 for a screening study",
+    )
+    ap.add_argument(
+        "--encoders-of",
+        default=None,
+        metavar="VARIANT",
+        help="an evaluation-only variant: evaluate the encoders of VARIANT ('' for the scale's own) with this "
+        "variant's --eval-args, pretraining nothing (a downstream ablation on fixed encoders)",
+    )
+    ap.add_argument(
         "--pretrain-only",
         action="store_true",
         help="generate and pretrain only (a chunk: several seeds' encoders, evaluated together later)",
@@ -393,9 +422,15 @@ def main() -> None:
     runner.jobs = args.jobs
     t0 = time.perf_counter()
     seeds = args.pretrain_seeds or scale["pretrain_seeds"]
+    if args.encoders_of is not None and (not args.variant or args.pretrain_args):
+        sys.exit("error: --encoders-of needs --variant NAME and no --pretrain-args (it pretrains nothing)")
     if (args.pretrain_args or args.eval_args) and not args.variant:
         sys.exit("error: --pretrain-args and --eval-args need --variant NAME (the scale's own runs stay as they are)")
-    var = Variant(args.variant, list(args.pretrain_args), list(args.eval_args), tuple(args.tasks))
+    if args.labels and any(n < 1 for n in args.labels):
+        sys.exit(f"error: --labels must be positive integers, got {args.labels}")
+    var = Variant(
+        args.variant, list(args.pretrain_args), list(args.eval_args), tuple(args.tasks), args.labels, args.encoders_of
+    )
     paths = {
         pde: run_pde(pde, scale, out, args.device, runner, seeds, pretrain_only=args.pretrain_only, variant=var)
         for pde in args.pdes

@@ -182,6 +182,18 @@ def test_network_training_on_eval_inputs_scores_in_eval_mode_as_it_trained(burge
         net.eval()
         gaps[recal] = float((eval_out - train_out).abs().max() / train_out.abs().max())
     assert gaps[True] < 0.2 and gaps[False] > 0.5, gaps  # measured: 0.13 (deep 1x4 maps: n = 64) and 1.2
+    # head_init=probe runs through the same path: after one step at a negligible rate the kept head is the ridge
+    # probe of the initial network's features on the labelled evaluation inputs (standardised log target)
+    from ssl_pde.eval.regression import Regressor, probe_head
+
+    lp = Search(lrs=[1e-12], max_steps=1, eval_every=1, patience=0, batch=16, views=["eval"], head_init="probe")
+    fit = fit_network(lambda: ResNet18(3, (8, 16, 32, 64)), views, lab, valid, lp, True, "nmse", 0, cpu)
+    torch.manual_seed(0)
+    ref = Regressor(ResNet18(3, (8, 16, 32, 64)))
+    z = lab.y.log()
+    probe_head(ref, x, ((z - z.mean()) / z.std()).float())
+    torch.testing.assert_close(fit.model.head.weight, ref.head.weight, atol=1e-6, rtol=1e-5)
+    assert float(ref.head.weight.detach().abs().max()) > 1e-3  # not a zero head that any start would match
     mixed = Search(lrs=[1e-3, 3e-3], max_steps=4, eval_every=2, patience=1, batch=8, views=["eval"])
     with pytest.raises(UserError, match="same training inputs"):
         tiny_regression(supervised=mixed).check(24)
@@ -217,3 +229,80 @@ def test_training_input_rule_takes_the_lowest_geometric_mean_and_refuses_uneven_
         mod.decide(rows[:3], {}, tmp_path)
     with pytest.raises(UserError, match="appears twice"):
         mod.decide([*rows, rows[0]], {}, tmp_path)
+
+
+class _LinearEncoder(torch.nn.Module):
+    """(N, D_in) -> (N, D) by one linear map; ``out_dim`` as the encoders have."""
+
+    def __init__(self, d_in: int, d: int) -> None:
+        super().__init__()
+        self.lin, self.out_dim = torch.nn.Linear(d_in, d), d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x)
+
+
+def test_probe_head_is_the_ridge_with_the_leave_one_out_choice_checked_by_refitting():
+    """``head_init=probe``: the head equals the closed-form ridge (with intercept) on the encoder's features, at
+    the strength whose leave-one-out error is lowest; the closed-form leave-one-out errors are checked against
+    brute force (n refits per strength, each leaving one trajectory out)."""
+    from ssl_pde.eval.regression import PROBE_RIDGE_GRID, Regressor, probe_head
+
+    torch.manual_seed(0)
+    n, d_in, d = 20, 6, 12
+    x = torch.randn(n, d_in)
+    model = Regressor(_LinearEncoder(d_in, d)).double()
+    y = torch.randn(n, dtype=torch.float64) + (x.double() @ torch.randn(d_in, dtype=torch.float64))
+    rel = probe_head(model, x.double(), y)
+    with torch.no_grad():
+        f = model.encoder(x.double())
+    scale = float(((f - f.mean(0)) ** 2).sum()) / d
+
+    def ridge(fr: torch.Tensor, yr: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ridge with an unpenalised intercept, by the normal equations."""
+        a = torch.cat([fr, torch.ones(len(fr), 1, dtype=fr.dtype)], 1)
+        pen = torch.eye(d + 1, dtype=fr.dtype) * lam
+        pen[-1, -1] = 0
+        sol = torch.linalg.solve(a.T @ a + pen, a.T @ yr)
+        return sol[:-1], sol[-1]
+
+    loo = []
+    for r in PROBE_RIDGE_GRID:
+        errs = []
+        for i in range(n):
+            keep = torch.arange(n) != i
+            w, b = ridge(f[keep], y[keep], r * scale)
+            errs.append(float(f[i] @ w + b - y[i]) ** 2)
+        loo.append(np.mean(errs))
+    assert rel == PROBE_RIDGE_GRID[int(np.argmin(loo))]
+    w, b = ridge(f, y, rel * scale)
+    torch.testing.assert_close(model.head.weight[0].detach(), w)
+    torch.testing.assert_close(model.head.bias[0].detach(), b)
+
+
+def test_backbone_learning_rate_scales_the_encoder_only():
+    """``backbone_lr_mult``: the encoder's parameters train at ``lr * mult`` and the head at ``lr`` (a tiny
+    multiplier leaves the encoder almost where it was while the head moves); bad settings are refused."""
+    from ssl_pde.eval.regression import Regressor
+    from ssl_pde.eval.train import param_groups, train_early_stopped
+
+    torch.manual_seed(0)
+    model = Regressor(_LinearEncoder(4, 8))
+    groups = param_groups(model, 1e-2, 0.1)
+    assert [g["lr"] for g in groups] == [pytest.approx(1e-3), 1e-2]
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.encoder.parameters()}
+    x, y = torch.randn(32, 4), torch.randn(32)
+    enc0, head0 = (copy_params(model.encoder), copy_params(model.head))
+    spec = Search(lrs=[1e-2], max_steps=20, eval_every=20, patience=0, weight_decay=0.0, backbone_lr_mult=1e-6)
+    train_early_stopped(model, lambda _: ((model(x) - y) ** 2).mean(), lambda: 0.0, 1e-2, spec)
+    enc_move = max(float((a - b).abs().max()) for a, b in zip(copy_params(model.encoder), enc0, strict=True))
+    head_move = max(float((a - b).abs().max()) for a, b in zip(copy_params(model.head), head0, strict=True))
+    assert enc_move < 1e-6 < 1e-2 < head_move, (enc_move, head_move)
+    with pytest.raises(UserError, match="backbone_lr_mult must be positive, got 0"):
+        Search(lrs=[1e-3], max_steps=1, eval_every=1, patience=0, backbone_lr_mult=0)
+    with pytest.raises(UserError, match="head_init must be one of default, probe, got 'lp'"):
+        Search(lrs=[1e-3], max_steps=1, eval_every=1, patience=0, head_init="lp")
+
+
+def copy_params(m: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in m.parameters()]

@@ -141,6 +141,23 @@ def test_a_variant_runs_beside_the_scale_and_the_study_table_reads_both(cli, tmp
     assert not any("task=timestep" in ln for ln in lines)  # --tasks regression
     bad = cli(_script().main, "--scale", "cpu", "--out", str(tmp_path), "--dry-run", "--pretrain-args", "seed=3")
     assert bad.returncode != 0 and "need --variant" in bad.stderr + str(bad.stdout)
+    # an evaluation-only variant: the scale's encoders, one labelled-set size, nothing pretrained
+    ev = tmp_path / "ev"
+    res = cli(
+        _script().main,
+        *("--scale", "cpu", "--pdes", "ks", "--out", str(ev), "--dry-run", "--variant", "long", "--labels", "64"),
+        *("--encoders-of", "", "--eval-args", "regression.finetune.max_steps=1000", "--tasks", "regression"),
+    )
+    assert res.returncode == 0, res.stderr
+    lines = (ev / "commands.sh").read_text().splitlines()
+    assert not any(ln.startswith("ssl-pde-pretrain") for ln in lines)
+    evals = [ln for ln in lines if ln.startswith("ssl-pde-eval")]
+    assert len(evals) == 1 and "regression.n_labels=64" in evals[0] and f"out_dir={ev}/ks/long/eval_" in evals[0]
+    assert all(f"{ev}/ks/pretrain_s{s}/encoder.pt" in evals[0] for s in (0, 1, 2))
+    assert evals[0].endswith("regression.finetune.max_steps=1000")
+    for extra in (("--pretrain-args", "seed=3"), ()):
+        bad = cli(_script().main, "--scale", "cpu", "--out", str(ev), "--dry-run", "--encoders-of", "", *extra)
+        assert bad.returncode != 0 and "--encoders-of needs" in bad.stderr + str(bad.stdout)
 
     def result(root: Path, valid: float, test: float) -> None:
         cell = {"choices": {m: {"valid": valid} for m in ("ssl_linear", "ssl_finetune", "supervised")}}

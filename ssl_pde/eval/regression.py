@@ -236,6 +236,50 @@ def training_inputs(views: Any, kind: str, s: Split, device: torch.device, batch
         yield views.eval_view(*b) if kind == "eval" else train_views.view(*b, gen)
 
 
+PROBE_RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+"""Ridge strengths of :func:`probe_head`, relative to the mean eigenvalue of the centred feature Gram matrix."""
+
+
+@torch.no_grad()
+def probe_head(model: Regressor, inputs: Tensor, target: Tensor) -> float:
+    """Set ``model.head`` to the ridge regression of ``target`` on ``model.encoder``'s features of ``inputs``.
+
+    The "linear probe, then fine-tune" start: fine-tuning then begins from a head that already reads the
+    pretrained features instead of a random one. The ridge strength is chosen by exact leave-one-out error on
+    the labelled set itself (no valid data), from :data:`PROBE_RIDGE_GRID` times the mean eigenvalue of the
+    centred Gram matrix. The encoder is run in eval mode.
+
+    Args:
+        model: encoder + linear head; the head is overwritten in place.
+        inputs: (N, C, ...) the labelled trajectories' evaluation inputs.
+        target: (N,) standardised targets.
+
+    Returns:
+        The chosen relative ridge strength.
+    """
+    model.eval()
+    f = model.encoder(inputs).double()  # (N, D)
+    y = target.double().to(f.device)
+    fm, ym = f.mean(0), y.mean()
+    fc, yc = f - fm, y - ym
+    u, sv, _ = torch.linalg.svd(fc, full_matrices=False)  # fc = U diag(sv) V^T
+    scale = float((sv**2).sum()) / f.shape[1] or 1.0
+    uy = u.T @ yc
+    best = (math.inf, PROBE_RIDGE_GRID[0])
+    for rel in PROBE_RIDGE_GRID:
+        shrink = sv**2 / (sv**2 + rel * scale)  # (K,)
+        fit = u @ (shrink * uy)
+        h = (u**2 * shrink).sum(1) + 1.0 / len(y)  # leverages of ridge + intercept
+        loo = float((((yc - fit) / (1 - h).clamp_min(1e-12)) ** 2).mean())
+        if loo < best[0]:
+            best = (loo, rel)
+    rel = best[1]
+    w = torch.linalg.solve(fc.T @ fc + rel * scale * torch.eye(f.shape[1], dtype=f.dtype, device=f.device), fc.T @ yc)
+    model.head.weight.copy_(w.to(model.head.weight)[None])
+    model.head.bias.copy_((ym - fm @ w).to(model.head.bias).reshape(1))
+    return rel
+
+
 def fit_network(
     init: Callable[[], nn.Module],
     views: Any,
@@ -267,6 +311,8 @@ def fit_network(
         torch.manual_seed(seed)
         model = Regressor(init()).to(device)
         model.requires_grad_(True)
+        if spec.head_init == "probe":
+            probe_head(model, views.eval_view(*views.inputs(lab.batch(slice(0, n), device))), zt)
         kind = cand["views"]
         train_views = views if kind == "lie" else views.without_symmetries()
         gen = torch.Generator(device=device).manual_seed(seed)

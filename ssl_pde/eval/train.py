@@ -20,7 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ssl_pde.core.errors import UserError
+
 Tensor = torch.Tensor
+
+HEAD_INITS = ("default", "probe")
+"""Initialisations of an end-to-end network's linear head (:attr:`Search.head_init`)."""
 
 
 @dataclass
@@ -37,6 +42,11 @@ class Search:
         views: training inputs, each a candidate too: ``crops`` (random crops only), ``lie`` (random crops
             transformed by the Lie-symmetry views) or ``eval`` (the deterministic evaluation inputs). Ignored by
             heads on frozen features.
+        backbone_lr_mult: the learning rate of a model's ``encoder`` relative to the rest (its head); 1 trains
+            all alike (a common fine-tuning schedule gives the pretrained backbone a lower rate).
+        head_init: ``default`` (PyTorch's initialisation of the linear head) or ``probe`` (end-to-end networks:
+            the head starts as the ridge regression of the targets on the encoder's initial features, the
+            "linear probe, then fine-tune" schedule; :func:`~ssl_pde.eval.regression.probe_head`).
     """
 
     lrs: list[float]
@@ -46,6 +56,14 @@ class Search:
     batch: int = 64
     weight_decay: float = 1e-4
     views: list[str] = field(default_factory=lambda: ["crops"])
+    backbone_lr_mult: float = 1.0
+    head_init: str = "default"
+
+    def __post_init__(self) -> None:
+        if not self.backbone_lr_mult > 0:
+            raise UserError(f"backbone_lr_mult must be positive, got {self.backbone_lr_mult}")
+        if self.head_init not in HEAD_INITS:
+            raise UserError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
 
     def candidates(self) -> list[dict[str, Any]]:
         return [{"lr": float(lr), "views": v} for v in self.views for lr in self.lrs]
@@ -74,6 +92,19 @@ def warmup_cosine(total: int, warmup_frac: float = 0.1) -> Callable[[int], float
     return f
 
 
+def param_groups(model: nn.Module, lr: float, backbone_lr_mult: float) -> list[dict[str, Any]]:
+    """The trainable parameters as optimiser groups: the model's ``encoder`` (if any) at ``lr * backbone_lr_mult``,
+    everything else at ``lr`` (a group with no parameter is left out)."""
+    enc = getattr(model, "encoder", None)
+    inside = {id(p) for p in enc.parameters()} if isinstance(enc, nn.Module) else set()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) in inside], "lr": lr * backbone_lr_mult},
+        {"params": [p for p in trainable if id(p) not in inside], "lr": lr},
+    ]
+    return [g for g in groups if g["params"]]
+
+
 def train_early_stopped(
     model: nn.Module,
     loss_fn: Callable[[int], Tensor],
@@ -91,8 +122,7 @@ def train_early_stopped(
         search: budget, evaluation period, patience and weight decay.
     """
     t0 = time.perf_counter()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=search.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, lr, search.backbone_lr_mult), lr=lr, weight_decay=search.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(search.max_steps))
     best, best_step, best_state, since, curve = math.inf, 0, None, 0, []
     step = 0
