@@ -238,7 +238,7 @@ class _Touch:
         [f"experiment={p.stem}" for p in (CONFIG_DIR / "experiment").glob("*.yaml")]
         + [f"debug={p.stem}" for p in (CONFIG_DIR / "debug").glob("*.yaml")]
         + [f"scale={p.stem}" for p in (CONFIG_DIR / "scale").glob("*.yaml")]
-        + ["trainer=ddp", "trainer=gpu", "augment.mode=resample"]
+        + ["trainer=ddp", "trainer=gpu", "augment.mode=resample", "encoder.stem=half", "encoder.stem=fine"]
     ),
 )
 def test_every_config_composes_and_instantiates(overlay, tmp_path):
@@ -253,6 +253,21 @@ def test_every_config_composes_and_instantiates(overlay, tmp_path):
     out = enc(torch.zeros(2, views.channels, 16, 32))
     assert out.shape == (2, cfg.method.projector.in_dim)
     assert hydra.utils.get_class(cfg.trainer._target_).__name__ == "Trainer"
+
+
+def test_encoder_stems_set_the_first_stage_resolution():
+    """The image stem quarters a (T, X) crop before the first stage, ``half`` halves it, ``fine`` keeps it (read
+    from the first stage's output); an unknown stem is refused with one line naming it."""
+    from ssl_pde.core.errors import UserError
+    from ssl_pde.models.encoders import ResNet18
+
+    x = torch.zeros(2, 3, 32, 64)
+    for stem, div in (("imagenet", 4), ("half", 2), ("fine", 1)):
+        enc = ResNet18(3, (8, 16, 32, 64), stem=stem)
+        assert enc.layers[0](enc.stem(x)).shape == (2, 8, 32 // div, 64 // div)
+        assert enc(x).shape == (2, 64)
+    with pytest.raises(UserError, match="encoder stem must be one of imagenet, fine, half, got 'big'"):
+        ResNet18(3, (8, 16, 32, 64), stem="big")
 
 
 def test_slurm_launcher_config_composes(tmp_path):

@@ -4,6 +4,12 @@ The layout follows torchvision's ``resnet18`` (the backbone of the reference imp
 stride-2 stem without bias, BN, ReLU, 3x3 stride-2 max-pool, four stages of two BasicBlocks with 64,
 128, 256 and 512 channels, global average pooling; no classifier. Written here so that the project
 needs no torchvision.
+
+``stem="fine"`` replaces the image stem (which divides the resolution by 4 before the first block) by one
+3x3 stride-1 convolution, as networks for small images do: the first stage then sees the grid itself, where
+a PDE's coefficients show (a viscosity sets derivative ratios at the grid scale); ``stem="half"`` by one
+3x3 stride-2 convolution. On 32 x 64 crops of the narrow network they cost about 12x and 3x the image
+stem's training step (measured roughly, one CPU core).
 """
 
 from __future__ import annotations
@@ -11,7 +17,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ssl_pde.core.errors import UserError
+
 Tensor = torch.Tensor
+
+
+STEM_STRIDES = {"fine": 1, "half": 2}
+"""Strides of the single 3x3 convolution of the small-input stems (no max-pool): ``fine`` keeps the grid's
+resolution into the first stage, ``half`` halves it (the image stem quarters it)."""
 
 
 class BasicBlock(nn.Module):
@@ -41,19 +54,32 @@ class ResNet18(nn.Module):
     Args:
         in_channels: input channels (3 for ``coords`` views (t', x', u'), 1 for ``resample`` views).
         widths: channels of the four stages.
+        stem: ``imagenet`` (7x7 stride-2 convolution and 3x3 stride-2 max-pool), ``fine`` (one 3x3 stride-1
+            convolution: no downsampling before the first stage) or ``half`` (one 3x3 stride-2 convolution).
 
     Shapes:
         x: (B, in_channels, T, X) -> (B, widths[-1]) representation.
     """
 
-    def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (64, 128, 256, 512)) -> None:
+    def __init__(
+        self, in_channels: int = 3, widths: tuple[int, ...] = (64, 128, 256, 512), stem: str = "imagenet"
+    ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, 2, 1),
-        )
+        if stem == "imagenet":
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False),
+                nn.BatchNorm2d(widths[0]),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2, 1),
+            )
+        elif stem in STEM_STRIDES:
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, widths[0], 3, STEM_STRIDES[stem], 1, bias=False),
+                nn.BatchNorm2d(widths[0]),
+                nn.ReLU(inplace=True),
+            )
+        else:
+            raise UserError(f"encoder stem must be one of imagenet, {', '.join(STEM_STRIDES)}, got {stem!r}")
         layers, cin = [], widths[0]
         for i, w in enumerate(widths):
             stride = 1 if i == 0 else 2
