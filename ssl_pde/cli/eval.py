@@ -35,6 +35,7 @@ def _doc(cfg: EvalConfig, raw: DictConfig, inp: EvalInputs, result: dict[str, An
         "ckpts": [str(c) for c in inp.ckpts],
         "n_valid": len(inp.splits["valid"]),
         "n_test": len(inp.splits["test"]),
+        "corruption": inp.corruption,
         "result": result,
         "config": OmegaConf.to_container(raw, resolve=True),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -50,6 +51,7 @@ def _inputs(cfg: EvalConfig) -> EvalInputs:
         param=cfg.param,
         log_target=cfg.log_target,
         eval_window=cfg.eval_window,
+        corrupt=cfg.corrupt,
     )
 
 
@@ -69,7 +71,8 @@ def run_regression(raw: DictConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     figs = report.regression_plots(out, inp.splits["test"].y, figures, inp.param, inp.log_target)
     figs.append(report.comparison_plot(out / "comparisons.png", result))
-    report.write_results(out, doc, f"Regression: {inp.pde}", report.regression_table(doc), figs, cfg.wandb)
+    title = f"Regression: {inp.pde}" + ("" if cfg.corrupt.is_clean else f" ({_messy(cfg)})")
+    report.write_results(out, doc, title, report.regression_table(doc), figs, cfg.wandb)
     return doc
 
 
@@ -80,6 +83,11 @@ def run_timestep(raw: DictConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     cfg = to_eval_config(raw)
+    if not cfg.corrupt.is_clean:
+        raise UserError(
+            f"{_messy(cfg)}: corrupted observations are supported for task=regression only (a stepper's inputs and "
+            "its targets are frames of one trajectory; docs/evaluation.md)"
+        )
     ts = cfg.timestep
     if ts.arch not in STEPPERS:
         raise UserError(f"unknown timestep.arch {ts.arch!r} (available: {', '.join(STEPPERS)})")
@@ -101,6 +109,13 @@ def run_timestep(raw: DictConfig) -> dict[str, Any]:
         out, doc, f"Conditioned time-stepping: {inp.pde}", report.timestep_table(doc, ts), [fig], cfg.wandb
     )
     return doc
+
+
+def _messy(cfg: EvalConfig) -> str:
+    """The corruption settings in words, e.g. ``corrupt noise=0.05 drop_x=0.3 seed=0``."""
+    c = cfg.corrupt
+    levels = [f"{k}={getattr(c, k):g}" for k in ("noise", "drop_x", "drop_t") if getattr(c, k) > 0]
+    return f"corrupt {' '.join(levels)} seed={c.seed}"
 
 
 def _out(cfg: EvalConfig) -> Path:

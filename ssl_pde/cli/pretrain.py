@@ -145,6 +145,15 @@ def _callbacks(cfg: DictConfig, n_valid: int) -> list[Any]:
     return out
 
 
+def check_corruption(corrupt: Any, n_spatial_dims: int) -> None:
+    """Refuse a bad ``method.corrupt`` (a level out of range, ``drop_x`` for 2D data) before anything is written."""
+    from ssl_pde.augment.corrupt import Corruption
+
+    if corrupt is not None:
+        c = Corruption.from_mapping(OmegaConf.to_container(corrupt, resolve=True), "method.corrupt")
+        c.check_dims(n_spatial_dims, "method.corrupt")
+
+
 def pretrain(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Build everything from the config, fit, export; return the final logged metrics.
 
@@ -162,6 +171,7 @@ def pretrain(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dic
     datamodule.setup("fit")
     for key, value in views.check_dataset(datamodule.train_set).items():  # settings read from the data
         cfg.augment[key] = value  # into config.yaml and encoder.pt
+    check_corruption(cfg.method.get("corrupt"), datamodule.train_set.n_spatial_dims)
     handler = _start_run_dir(cfg, run_dir)
     try:
         L.seed_everything(cfg.seed, workers=True, verbose=False)

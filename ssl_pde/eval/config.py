@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ssl_pde.augment.corrupt import Corruption
 from ssl_pde.core.errors import UserError
 from ssl_pde.eval.protocol import RegressionConfig
 from ssl_pde.eval.train import Search
@@ -62,7 +63,9 @@ class TimestepConfig:
 
 @dataclass
 class EvalConfig:
-    """``ssl-pde-eval``: ``ckpt`` is one ``encoder.pt`` or a list (one per pretraining seed)."""
+    """``ssl-pde-eval``: ``ckpt`` is one ``encoder.pt`` or a list (one per pretraining seed); ``corrupt``: the
+    messy observations every split the evaluation reads is given (:mod:`ssl_pde.augment.corrupt`; clean by
+    default, ``task=regression`` only)."""
 
     task: str
     ckpt: Any
@@ -75,6 +78,7 @@ class EvalConfig:
     regression: RegressionConfig
     timestep: TimestepConfig
     wandb: WandbConfig
+    corrupt: Corruption
 
     @property
     def ckpts(self) -> list[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ssl_pde.augment.corrupt import Corruption, corrupt
 from ssl_pde.data.datasets import TrajectoryDataset
 
 Tensor = torch.Tensor
@@ -42,6 +43,15 @@ class Split:
     def subset(self, idx: np.ndarray | Tensor) -> Split:
         i = torch.as_tensor(idx)
         return Split({k: v[i] for k, v in self.data.items()}, self.y[i], {k: v[i] for k, v in self.params.items()})
+
+    def corrupted(self, c: Corruption, seed: int, periodic: bool = True) -> Split:
+        """The same split with messy observations: ``u`` corrupted by :func:`~ssl_pde.augment.corrupt.corrupt`
+        with draws from ``torch.Generator().manual_seed(seed)``; times, grids and parameters unchanged.
+        ``periodic``: x is periodic (the refill of missing points wraps around the period)."""
+        d = self.data
+        gen = torch.Generator().manual_seed(int(seed))
+        u = corrupt(d["u"], d["t"], d["x"], c, gen, length=d.get("length"), periodic=periodic)
+        return Split({**d, "u": u}, self.y, dict(self.params))
 
     def batch(self, sl: slice | Tensor, device: torch.device) -> dict[str, Tensor]:
         """Rows ``sl`` of every array on ``device``, keyed as a data-module batch (for ``views.inputs``)."""

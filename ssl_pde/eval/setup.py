@@ -18,6 +18,7 @@ import hydra
 import torch
 from torch import nn
 
+from ssl_pde.augment.corrupt import Corruption
 from ssl_pde.augment.views import LieViews
 from ssl_pde.core.errors import UserError
 from ssl_pde.data.datasets import TrajectoryDataset
@@ -112,7 +113,8 @@ def build_views(exp: dict[str, Any], path: Path, eval_window: str | None) -> Any
 
 @dataclass
 class EvalInputs:
-    """Everything an evaluation reads: frozen encoders (one per pretraining seed), views, target and splits."""
+    """Everything an evaluation reads: frozen encoders (one per pretraining seed), views, target and splits;
+    ``corruption``: None for clean splits, else the levels, seed and per-split seeds they were corrupted with."""
 
     device: torch.device
     ckpts: list[Path]
@@ -125,6 +127,7 @@ class EvalInputs:
     param: str
     log_target: bool
     splits: dict[str, Split]
+    corruption: dict[str, Any] | None = None
 
 
 def _setting(exp: dict[str, Any], key: str) -> Any:
@@ -141,11 +144,17 @@ def load_inputs(
     log_target: bool | None = None,
     eval_window: str | None = None,
     extra_params: Sequence[str] = (),
+    corrupt: Corruption | None = None,
 ) -> EvalInputs:
     """Load every encoder (they must share PDE, dataset, architecture and views: seeds of one pretraining setting)
     and the splits of their dataset under ``data_dir/<dataset>/`` (the PDE's name for exports made before the key
     existed), with the target, the PDE's ``dynamics_params`` and ``extra_params`` loaded into each split's
-    ``params``; each split is checked against the views (:meth:`~ssl_pde.augment.base.SymmetryViews.check_dataset`)."""
+    ``params``; each split is checked against the views (:meth:`~ssl_pde.augment.base.SymmetryViews.check_dataset`).
+
+    ``corrupt`` (not clean): every split is given messy observations (:meth:`Split.corrupted`), each with its own
+    seed, :meth:`~ssl_pde.augment.corrupt.Corruption.split_seed` of the split's name (so train, valid and test
+    draw independently, and a split's draws do not depend on which other splits are read); recorded in
+    :attr:`EvalInputs.corruption`."""
     if not ckpts:
         raise UserError("ckpt is empty: give an encoder.pt or a list of them (one per pretraining seed)")
     loaded = [load_encoder(Path(c), device) for c in ckpts]
@@ -164,11 +173,19 @@ def load_inputs(
     dyn = PDES[pde].dynamics_params if pde in PDES else ()
     names = list(dict.fromkeys([param, *dyn, *extra_params]))
     root = Path(data_dir) / dataset
+    messy = corrupt is not None and not corrupt.is_clean
+    record = {**corrupt.record(), "split_seeds": {}} if messy else None
     splits = {}
     for s in split_names:
         ds = TrajectoryDataset(root / s, names, preload=True)
         views.check_dataset(ds)
+        if messy:
+            corrupt.check_dims(ds.n_spatial_dims)  # drop_x: 1D only
         splits[s] = Split.load(ds, param)
+        if messy:
+            seed = corrupt.split_seed(s)
+            splits[s] = splits[s].corrupted(corrupt, seed, periodic="x" in ds.periodic_axes)
+            record["split_seeds"][s] = seed
     return EvalInputs(
         device=device,
         ckpts=[Path(c) for c in ckpts],
@@ -181,4 +198,5 @@ def load_inputs(
         param=param,
         log_target=log_target,
         splits=splits,
+        corruption=record,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ssl_pde.augment.base import SymmetryViews
+from ssl_pde.augment.corrupt import Corruption, corrupt
 from ssl_pde.core.errors import DataError, DivergenceError
 from ssl_pde.losses.objectives import Objective, VICReg
 from ssl_pde.metrics import rankme, ridge_probe
@@ -59,6 +60,10 @@ class JointEmbeddingModule(L.LightningModule):
         probe_log: probe in log space (viscosity).
         seed: base seed of the views (crop positions, group parameters): step and rank are mixed in.
         fixed_views: reuse the same crops and group elements at every step (``debug=overfit`` only).
+        corrupt: messy observations as an augmentation (levels ``noise``, ``drop_x``, ``drop_t`` of
+            :class:`~ssl_pde.augment.corrupt.Corruption`; None or all 0: off). Each view is built from its own
+            corrupted copy of the batch (independent noise, sensor layout and missing frames), drawn from the views'
+            generator; the validation inputs stay clean.
     """
 
     def __init__(
@@ -74,11 +79,13 @@ class JointEmbeddingModule(L.LightningModule):
         probe_log: bool = False,
         seed: int = 0,
         fixed_views: bool = False,
+        corrupt: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
-        # the objective stays out of the checkpoint's hyperparameters (an object, not a plain value: checkpoints
-        # load with weights_only=True); the run's config.yaml and W&B config record it
-        self.save_hyperparameters(ignore=["encoder", "projector", "views", "optimizer", "objective"])
+        # the objective and the corruption (a config node) stay out of the checkpoint's hyperparameters (only plain
+        # values: checkpoints load with weights_only=True); the run's config.yaml and W&B config record them
+        self.save_hyperparameters(ignore=["encoder", "projector", "views", "optimizer", "objective", "corrupt"])
+        self.corruption = Corruption.from_mapping(corrupt, "method.corrupt")
         self.encoder, self.projector, self.views = encoder, projector, views
         self.objective = objective
         self.optimizer_factory = optimizer
@@ -97,12 +104,36 @@ class JointEmbeddingModule(L.LightningModule):
             gen = torch.Generator(device=u.device)
             step = 0 if self.hparams.fixed_views else self.global_step
             gen.manual_seed(int(self.hparams.seed) * 1_000_003 + step * 7919 + self.global_rank)
-            batch["views"] = tuple(v.contiguous(memory_format=fmt) for v in self.views.two_views(*args, gen))
+            batch["views"] = tuple(v.contiguous(memory_format=fmt) for v in self._two_views(batch, args, gen))
             if self.global_step == 0 and self.global_rank == 0:
                 self._log_view_figure(u, batch["views"])
         else:
             batch["view"] = self.views.eval_view(*args).contiguous(memory_format=fmt)
         return batch
+
+    def corrupted_inputs(self, batch: dict[str, Any], generator: torch.Generator) -> tuple[Any, ...]:
+        """The views' positional arguments from a copy of ``batch`` whose ``u`` (B, T, C, X[, Y]) is corrupted
+        (:func:`~ssl_pde.augment.corrupt.corrupt`, drawn from ``generator``): one call per view."""
+        u = corrupt(
+            batch["u"],
+            batch["t"],
+            batch["x"],
+            self.corruption,
+            generator,
+            length=batch.get("length"),
+            periodic="x" in (getattr(self.views, "periodic", None) or ("x",)),  # registry 1D PDEs: periodic
+        )
+        return self.views.inputs({**batch, "u": u})
+
+    def _two_views(self, batch: dict[str, Any], args: tuple[Any, ...], gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The two views of a training batch; with a corruption, each from its own corrupted copy of the batch
+        (views that share one crop, ``same_window``, still do)."""
+        if self.corruption.is_clean:
+            return self.views.two_views(*args, gen)
+        shared = {"starts": self.views.crop_starts(args[0], gen)} if getattr(self.views, "same_window", False) else {}
+        v1 = self.views.view(*self.corrupted_inputs(batch, gen), gen, **shared)
+        v2 = self.views.view(*self.corrupted_inputs(batch, gen), gen, **shared)
+        return v1, v2
 
     def on_fit_start(self) -> None:
         if self.device.type == "cuda":  # channels-last convolutions (views are made channels-last too)
@@ -209,7 +240,8 @@ class VICRegModule(JointEmbeddingModule):
 
     Args:
         encoder, projector, views, optimizer: as :class:`JointEmbeddingModule`.
-        weight_decay, warmup_frac, probe_param, probe_log, seed, fixed_views: as :class:`JointEmbeddingModule`.
+        weight_decay, warmup_frac, probe_param, probe_log, seed, fixed_views, corrupt: as
+            :class:`JointEmbeddingModule`.
         sim_coeff, std_coeff, cov_coeff: VICReg weights (:class:`~ssl_pde.losses.objectives.VICReg`).
     """
 
@@ -228,6 +260,7 @@ class VICRegModule(JointEmbeddingModule):
         probe_log: bool = False,
         seed: int = 0,
         fixed_views: bool = False,
+        corrupt: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__(
             encoder,
@@ -241,4 +274,5 @@ class VICRegModule(JointEmbeddingModule):
             probe_log=probe_log,
             seed=seed,
             fixed_views=fixed_views,
+            corrupt=corrupt,
         )
