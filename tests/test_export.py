@@ -1,8 +1,9 @@
 """ssl-pde-export format=well: shards of the real generator (burgers, kdv, ks, ns2d) and an external dataset become
 files of The Well holding the shards' values, times, grids, parameters and boundary conditions, which
 ``the_well.data.WellDataset`` reads (those tests skip without ``the-well``: the ``well`` extra) and
-``ssl-pde-import format=well`` brings back unchanged; reruns skip, an interrupted export resumes, and bad input is
-refused in one line with nothing written."""
+``ssl-pde-import format=well`` brings back unchanged, with each dataset's normalisation statistics (``stats.yaml``,
+of its train split) that ``WellDataset(use_normalization=True)`` applies; reruns skip, an interrupted export
+resumes, and bad input is refused in one line with nothing written."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from data_gen.cli.export_data import export_data, main
 from data_gen.cli.generate import generate
@@ -58,6 +60,32 @@ def _rows(ds: h5py.Dataset, n: int) -> np.ndarray:
 
 def _one_line_refusal(res, message: str) -> None:
     assert res.returncode == 2 and message in res.stderr and res.stderr.count("\n") == 1, res.stderr
+
+
+def _stats(out: Path, dataset: str) -> dict:
+    return yaml.safe_load((out / "datasets" / dataset / "stats.yaml").read_text())
+
+
+def _moments(x: np.ndarray, rank: int = 0) -> dict[str, np.ndarray]:
+    """numpy's mean, std and rms of ``x`` over every axis but the last ``rank`` (the components), in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    axes = tuple(range(x.ndim - rank))
+    return {"mean": x.mean(axis=axes), "std": x.std(axis=axes), "rms": np.sqrt(np.mean(x**2, axis=axes))}
+
+
+def _assert_stats(stats: dict, name: str, x: np.ndarray, rank: int = 0, time_varying: bool = True) -> None:
+    """``stats.yaml``'s statistics of field ``name`` are numpy's over ``x`` (N, [T,] ...), the ``_delta`` ones over
+    the differences of consecutive frames of each trajectory (a time-independent field has none)."""
+    x = np.asarray(x, dtype=np.float64)
+    cases = [("", x)] + ([("_delta", np.diff(x, axis=1))] if time_varying else [])
+    for suffix, values in cases:
+        scale = np.abs(values).max()
+        for key, want in _moments(values, rank).items():
+            got = np.asarray(stats[key + suffix][name])
+            assert got.shape == want.shape, (name, key + suffix)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14 * scale, err_msg=f"{name} {key}{suffix}")
+    if not time_varying:
+        assert all(name not in stats[key + "_delta"] for key in ("mean", "std", "rms"))
 
 
 def test_the_files_follow_the_well_layout(data, exported):
@@ -144,6 +172,98 @@ def test_well_dataset_reads_every_pde(data, exported):
         assert np.array_equal(frames, np.moveaxis(src["u"][i], 1, -1))
 
 
+def test_stats_yaml_holds_the_statistics_of_the_train_split(data, exported):
+    """<dataset>/stats.yaml, for each dataset with a train split: mean, std, rms of every field over the train
+    split's trajectories, frames and grid points, and the _delta ones over consecutive frames, equal to numpy's
+    (float64); the files it covers named with their export keys. ns2d, exported without its train split: none."""
+    for pde, split in SPLIT.items():
+        path = exported / "datasets" / pde / "stats.yaml"
+        if split != "train":
+            assert not path.exists()
+            continue
+        stats = _stats(exported, pde)
+        assert set(stats) == {*well.STATS_KEYS, "ssl_pde"}
+        assert all(list(stats[key]) == ["u"] for key in well.STATS_KEYS)
+        _assert_stats(stats, "u", _stacked(data / pde)["u"][:, :, 0])
+        files = sorted(_well_dir(exported, pde, "train").iterdir())
+        keys = {p.name: well.existing_key(p) for p in files}
+        assert stats["ssl_pde"] == {"stats_revision": well.STATS_REVISION, "split": "train", "files": keys}
+
+
+def _zscore(x: np.ndarray, m: dict) -> np.ndarray:
+    return (x - m["mean"]) / m["std"]
+
+
+def test_well_dataset_normalises_with_the_exported_statistics(data, exported):
+    """WellDataset(use_normalization=True) with ZScoreNormalization returns (field - mean) / std, with
+    RMSNormalization field / rms, and DeltaWellDataset's targets are (next - this - mean_delta) / std_delta, the
+    statistics computed here with numpy; use_normalization=True alone normalises nothing (the_well 1.2.0)."""
+    pytest.importorskip("the_well")
+    from the_well.data import DeltaWellDataset, WellDataset
+    from the_well.data.normalization import RMSNormalization, ZScoreNormalization
+
+    for pde in ("burgers", "ks"):
+        u = _stacked(data / pde)["u"][:, :, 0].astype(np.float64)  # (N, T, X)
+        m, md = _moments(u), _moments(np.diff(u, axis=1))
+        n, nt = u.shape[:2]
+        i, w = n - 1, 1  # the last trajectory, its second window
+        base = dict(path=str(exported / "datasets" / pde), well_split_name="train", use_normalization=True)
+        tol = dict(rtol=1e-5, atol=1e-5)
+        sample = WellDataset(**base, normalization_type=ZScoreNormalization)[i * (nt - 1) + w]
+        for key, frame in (("input_fields", w), ("output_fields", w + 1)):
+            np.testing.assert_allclose(sample[key][0, ..., 0].numpy(), _zscore(u[i, frame], m), **tol, err_msg=pde)
+        sample = WellDataset(**base, normalization_type=RMSNormalization)[i * (nt - 1) + w]
+        np.testing.assert_allclose(sample["input_fields"][0, ..., 0].numpy(), u[i, w] / m["rms"], **tol)
+        sample = DeltaWellDataset(**base, normalization_type=ZScoreNormalization)[i * (nt - 1) + w]
+        np.testing.assert_allclose(sample["input_fields"][0, ..., 0].numpy(), _zscore(u[i, w], m), **tol)
+        step = _zscore(u[i, w + 1] - u[i, w], md)
+        atol = 1e-6 * np.abs(u).max() / md["std"]  # float32 differences of nearby frames, in units of std_delta
+        np.testing.assert_allclose(sample["output_fields"][0, ..., 0].numpy(), step, rtol=1e-5, atol=atol)
+        plain = WellDataset(**base)
+        assert plain.norm is None
+        assert np.array_equal(plain[i * (nt - 1) + w]["input_fields"][0, ..., 0].numpy(), u[i, w].astype(np.float32))
+
+
+def test_vector_fields_have_statistics_per_component(tmp_path):
+    """An ns2d train split: the velocity's statistics are lists of two (x, y), smoke's a float, over its 3
+    trajectories in two files; WellDataset normalises each channel with its component's mean and std."""
+    solver = [f"solver.{k}={v}" for k, v in NS2D.items()]
+    run = ["split=train", "num_samples=3", "shard_size=2", "batch_size=2", "device=cpu", "progress=false"]
+    generate(compose_cfg("generate", ["pde=ns2d", *solver, f"out_dir={tmp_path / 'data'}", *run]))
+    export_data(compose_cfg("export", ["format=well", f"src={tmp_path / 'data'}", f"out_dir={tmp_path / 'out'}"]))
+    u = _stacked(tmp_path / "data" / "ns2d")["u"]  # (N, T, 3, X, Y): smoke, vx, vy
+    stats = _stats(tmp_path / "out", "ns2d")
+    assert len(stats["mean"]["velocity"]) == 2 and isinstance(stats["std_delta"]["smoke"], float)
+    _assert_stats(stats, "smoke", u[:, :, 0])
+    _assert_stats(stats, "velocity", np.moveaxis(u[:, :, 1:], 2, -1), rank=1)
+    pytest.importorskip("the_well")
+    from the_well.data import WellDataset
+    from the_well.data.normalization import ZScoreNormalization
+
+    path = str(tmp_path / "out" / "datasets" / "ns2d")
+    ds = WellDataset(path=path, well_split_name="train", use_normalization=True, normalization_type=ZScoreNormalization)
+    i, w, nt = 2, 1, u.shape[1]
+    got = ds[i * (nt - 1) + w]["input_fields"][0].numpy()  # (X, Y, 3)
+    for c in range(3):
+        np.testing.assert_allclose(got[..., c], _zscore(u[i, w, c], _moments(u[:, :, c])), rtol=1e-5, atol=1e-5)
+
+
+def test_statistics_read_in_blocks_of_frames_are_the_same(monkeypatch):
+    """compute_stats on The Well's own dummy file (a t1 field and a time-independent t0 field): numpy's statistics,
+    the same when each trajectory is read one frame at a time."""
+    with h5py.File(WELL) as f:
+        field, constant = f["t1_fields/field"][...], f["t0_fields/constant_field"][...]
+    whole = well.compute_stats([WELL])
+    _assert_stats(whole, "field", field, rank=1)
+    _assert_stats(whole, "constant_field", constant, time_varying=False)
+    monkeypatch.setattr(well, "BLOCK_BYTES", 1)
+    framed = well.compute_stats([WELL])
+    for key in well.STATS_KEYS:
+        assert set(framed[key]) == set(whole[key])
+        for name in whole[key]:
+            np.testing.assert_allclose(framed[key][name], whole[key][name], rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("pde", list(SPLIT))
 def test_a_round_trip_through_the_importer_gives_the_registry_pde_back(cli, data, exported, tmp_path, pde):
     """ssl-pde-import format=well of the export: the registry PDE again (the files carry their map, REGISTRY_MAPS
@@ -163,6 +283,8 @@ def test_parameter_components_can_be_left_out(cli, data, tmp_path):
     """param_components=false: ns2d's 80 noise coefficients are no scalars; the importer lists them as unknown."""
     res = cli(main, "format=well", f"src={data / 'ns2d'}", f"out_dir={tmp_path / 'out'}", "param_components=false")
     assert res.returncode == 0, res.stderr
+    assert "ns2d: no train split in this run, so no stats.yaml written" in res.stdout  # a valid split only
+    assert not (tmp_path / "out" / "datasets" / "ns2d" / "stats.yaml").exists()
     path = _well_dir(tmp_path / "out", "ns2d", "valid") / "shard-00000.hdf5"
     with h5py.File(path) as f:
         assert list(f["scalars"].attrs["field_names"]) == ["buoyancy"]
@@ -211,13 +333,15 @@ def test_an_external_dataset_round_trips(cli, tmp_path):
 
 def test_well_dataset_reads_an_exported_external_dataset(cli, tmp_path):
     """WellDataset on the exported external dataset: the two channels, the constant field and scalars, the
-    time-varying scalar per frame."""
+    time-varying scalar per frame; stats.yaml has the constant field's statistics (no _delta ones), which
+    normalise it."""
     pytest.importorskip("the_well")
     from the_well.data import WellDataset
 
     shards, out = _external(cli, tmp_path)
     src = _stacked(shards)
-    ds = WellDataset(path=str(out / "datasets" / "dummy_dataset"), well_split_name="train")
+    ds_args = dict(path=str(out / "datasets" / "dummy_dataset"), well_split_name="train")
+    ds = WellDataset(**ds_args)
     n, nt = src["u"].shape[:2]
     assert len(ds) == n * (nt - 1)
     sample = ds[nt]  # trajectory 1, window 1
@@ -226,18 +350,32 @@ def test_well_dataset_reads_an_exported_external_dataset(cli, tmp_path):
     assert np.array_equal(sample["input_scalars"][0].numpy(), src["params/time_varying_scalar"][1, 1:2])
     assert ds.metadata.constant_scalar_names == ["a", "b"] and ds.metadata.scalar_names == ["time_varying_scalar"]
 
+    stats = _stats(out, "dummy_dataset")  # each channel a field; the constant field without _delta statistics
+    for c, name in enumerate(("field_x", "field_y")):
+        _assert_stats(stats, name, src["u"][:, :, c])
+    _assert_stats(stats, "constant_field", src["constants/constant_field"], time_varying=False)
+    from the_well.data.normalization import ZScoreNormalization
+
+    normed = WellDataset(**ds_args, use_normalization=True, normalization_type=ZScoreNormalization)[nt]
+    want = _zscore(src["constants/constant_field"][1], _moments(src["constants/constant_field"]))
+    np.testing.assert_allclose(normed["constant_fields"][..., 0].numpy(), want, rtol=1e-5, atol=1e-5)
+
 
 def test_a_rerun_skips_and_an_interrupted_export_resumes(cli, data, tmp_path, monkeypatch):
-    """A rerun rewrites nothing. Interrupted after its first file (Ctrl-C: exit 130), an export leaves that file
-    complete and no temporary or empty directory; the rerun writes the rest (a killed run's temporary file removed),
-    identical to an uninterrupted export."""
+    """A rerun rewrites nothing, stats.yaml included. Interrupted after its first file (Ctrl-C: exit 130), an
+    export leaves that file complete and no temporary or empty directory, and no stats.yaml; the rerun writes the
+    rest (a killed run's temporary file removed), identical to an uninterrupted export, and the same stats.yaml.
+    Interrupted while writing stats.yaml, it leaves none and no temporary file; a changed train file makes a rerun
+    recompute it."""
     args = ["format=well", f"src={data / 'ks'}"]
     assert cli(main, *args, f"out_dir={tmp_path / 'whole'}").returncode == 0
     files = sorted(_well_dir(tmp_path / "whole", "ks", "train").iterdir())
-    stamps = [p.stat().st_mtime_ns for p in files]
+    stats = tmp_path / "whole" / "datasets" / "ks" / "stats.yaml"
+    stamps = [p.stat().st_mtime_ns for p in [*files, stats]]
     res = cli(main, *args, f"out_dir={tmp_path / 'whole'}")
     assert res.returncode == 0 and "2 file(s), 2 already present" in res.stdout
-    assert [p.stat().st_mtime_ns for p in files] == stamps
+    assert "stats.yaml: up to date" in res.stdout
+    assert [p.stat().st_mtime_ns for p in [*files, stats]] == stamps
 
     write, calls = well.write, []
 
@@ -252,6 +390,7 @@ def test_a_rerun_skips_and_an_interrupted_export_resumes(cli, data, tmp_path, mo
     assert res.returncode == 130 and "rerun the same command to resume" in res.stderr
     directory = _well_dir(tmp_path / "out", "ks", "train")
     assert sorted(p.name for p in directory.iterdir()) == [files[0].name]
+    assert sorted(p.name for p in directory.parents[1].iterdir()) == ["data"]  # no stats.yaml of one file
     monkeypatch.setattr(well, "write", write)
     (directory / (files[1].name + ".tmp.host.1")).write_text("left by a killed run")
     stamp = (directory / files[0].name).stat().st_mtime_ns
@@ -261,6 +400,28 @@ def test_a_rerun_skips_and_an_interrupted_export_resumes(cli, data, tmp_path, mo
     assert sorted(p.name for p in directory.iterdir()) == [p.name for p in files]
     for p in files:
         assert _contents(directory / p.name) == _contents(p)
+    resumed = directory.parents[1] / "stats.yaml"
+    assert resumed.read_bytes() == stats.read_bytes()
+
+    resumed.unlink()  # interrupted in the statistics pass: at the rename of its temporary file
+
+    def rename_interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    replace = well.os.replace
+    monkeypatch.setattr(well.os, "replace", rename_interrupted)
+    assert cli(main, *args, f"out_dir={tmp_path / 'out'}").returncode == 130
+    monkeypatch.setattr(well.os, "replace", replace)
+    assert sorted(p.name for p in directory.parents[1].iterdir()) == ["data"]
+    assert cli(main, *args, f"out_dir={tmp_path / 'out'}").returncode == 0
+    assert resumed.read_bytes() == stats.read_bytes()
+
+    written = yaml.safe_load(resumed.read_text())  # a train file changed since: its stats.yaml is recomputed
+    written["ssl_pde"]["files"][files[0].name] = "0" * 16
+    resumed.write_text(yaml.safe_dump(written))
+    res = cli(main, *args, f"out_dir={tmp_path / 'out'}")
+    assert res.returncode == 0 and f"wrote {resumed}" in res.stdout
+    assert resumed.read_bytes() == stats.read_bytes()
 
 
 def _copy(shard: Path, to: Path) -> Path:
@@ -280,12 +441,13 @@ def _copy(shard: Path, to: Path) -> Path:
         ("two_grids", "WellDataset reads one layout per directory"),
         ("same_output", "would both be written to"),
         ("other_data", "holds other data; use another out_dir or overwrite=true"),
+        ("other_stats", "stats.yaml holds other data; use another out_dir or overwrite=true"),
     ],
 )
 def test_bad_input_is_refused_in_one_line(cli, data, tmp_path, case, message):
     """Bad settings, no shard, an unreadable shard, shards WellDataset could not read as one directory, two shards
-    with one output file, and an out_dir holding other files: one line naming it, exit status 2, nothing written
-    (a valid shard before the bad one included)."""
+    with one output file, and an out_dir holding other files or another's stats.yaml: one line naming it, exit
+    status 2, nothing written (a valid shard before the bad one included); overwrite=true replaces them."""
     out, src = tmp_path / "out", tmp_path / "src"
     burgers = list_shards(data / "burgers")
     _copy(burgers[0], src / "burgers" / "train" / burgers[0].name)
@@ -313,11 +475,15 @@ def test_bad_input_is_refused_in_one_line(cli, data, tmp_path, case, message):
         assert cli(main, *(f"{k}={v}" for k, v in args.items())).returncode == 0
         (src / "burgers" / "train" / burgers[1].name).unlink()
         _copy(burgers[0], src / "burgers" / "train" / burgers[1].name)  # another shard under that name
+    elif case == "other_stats":  # statistics this exporter did not write
+        (out / "datasets" / "burgers").mkdir(parents=True)
+        (out / "datasets" / "burgers" / "stats.yaml").write_text("mean: {u: 0.0}\nstd: {u: 1.0}\n")
     before = sorted(out.rglob("*")) if out.is_dir() else None
     _one_line_refusal(cli(main, *(f"{k}={v}" for k, v in args.items())), message)
     if case == "out_is_file":
         assert out.read_text() == "a file"
     else:
         assert (sorted(out.rglob("*")) if out.is_dir() else None) == before
-    if case == "other_data":
+    if case in ("other_data", "other_stats"):
         assert cli(main, *(f"{k}={v}" for k, v in args.items()), "overwrite=true").returncode == 0
+        assert _stats(out, "burgers")["ssl_pde"]["split"] == "train"

@@ -5,13 +5,22 @@
 then, with ``pip install the-well`` (or this project's ``.[well]`` extra)::
 
     from the_well.data import WellDataset
+    from the_well.data.normalization import ZScoreNormalization
     ds = WellDataset(path="well/datasets/ks", well_split_name="train", use_normalization=False)
+    ds = WellDataset(path="well/datasets/ks", well_split_name="valid", use_normalization=True,
+                     normalization_type=ZScoreNormalization)  # with well/datasets/ks/stats.yaml (train split's)
 
 ``src`` is a shard, or a directory searched recursively for ``shard-*.h5`` (every dataset and split below it); one
 file of The Well is written per shard. Every shard is validated, mapped and hashed before anything is written, so
 a shard that cannot be exported, or shards of one dataset and split that WellDataset could not read as one
 directory, stop the run with one line naming them and nothing written. A file is written to a temporary file and
 renamed when complete; a rerun skips the complete files of the same shards, so an interrupted run resumes.
+
+Once every file is there, each dataset with a train split in the run gets ``<dataset>/stats.yaml``, the
+normalisation statistics of its train files (:func:`data_gen.exporters.well.write_stats`), computed in one last
+pass over the files of ``data/train`` (written now or before): a resumed run's statistics cover every train file
+once, and a rerun that changes no train file leaves them as they are. A dataset exported without its train split
+gets none (a line in the log says so).
 """
 
 from __future__ import annotations
@@ -111,14 +120,52 @@ def export_data(cfg: DictConfig) -> list[Path]:
             raise UserError(f"{job.path} holds other data; use another out_dir or overwrite=true")
         if key != job.key:
             todo.append(job)
+    trains = _train_datasets(jobs)
+    for directory in trains:
+        if well.existing_stats(directory) == "" and not cfg.overwrite:
+            raise UserError(f"{well.stats_path(directory)} holds other data; use another out_dir or overwrite=true")
     log.info("%s: %d file(s), %d already present", cfg.src, len(jobs), len(jobs) - len(todo))
     with removing_new_dirs(j.path for j in todo):
+        for directory in _train_datasets(todo):  # its train files change: no stats.yaml until they are all there
+            well.stats_path(directory).unlink(missing_ok=True)
         for job in todo:
             job.path.parent.mkdir(parents=True, exist_ok=True)
             done = partial(_done, job)
             if write_claimed(job.path, done=done, write=partial(well.write, job.path, job.plan, job.provenance)):
                 log.info("wrote %s (N=%d, from %s)", job.path, job.plan.n, job.plan.source)
+        for directory, paths in trains.items():
+            _write_stats(directory, paths)
+    for dataset in sorted({j.plan.dataset for j in jobs} - {d.name for d in trains}):
+        log.info("%s: no train split in this run, so no stats.yaml written (it holds the train split's)", dataset)
     return [j.path for j in jobs]
+
+
+def _train_datasets(jobs: list[Job]) -> dict[Path, list[Path]]:
+    """``<out_dir>/datasets/<dataset>`` -> the train files of ``jobs`` there, for each dataset with some."""
+    out: dict[Path, list[Path]] = {}
+    for job in jobs:
+        if job.plan.split == "train":
+            out.setdefault(job.path.parents[2], []).append(job.path)
+    return out
+
+
+def _write_stats(directory: Path, paths: list[Path]) -> None:
+    """Write the dataset's ``stats.yaml`` from every file of its train directory, unless it is up to date."""
+    path = well.stats_path(directory)
+    files = well.train_files(directory)
+    others = sorted({p.name for p in files} - {p.name for p in paths})
+    if others:
+        log.warning(
+            "%s also holds %d train file(s) not from this run (%s, ...): WellDataset reads them, so %s covers them",
+            directory / "data" / "train",
+            len(others),
+            others[0],
+            path.name,
+        )
+    if write_claimed(path, done=partial(well.stats_current, directory), write=partial(well.write_stats, directory)):
+        log.info("wrote %s (statistics of the %d train file(s))", path, len(files))
+    else:
+        log.info("%s: up to date", path)
 
 
 def _done(job: Job) -> bool:

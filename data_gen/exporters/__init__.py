@@ -4,7 +4,9 @@
 format          written                                                            read by
 ==============  ================================================================  ==============================
 ``well``        ``<out_dir>/datasets/<dataset>/data/<split>/<shard>.hdf5``, one     ``the_well.data.WellDataset``
-                file of The Well per shard (:mod:`data_gen.exporters.well`)
+                file of The Well per shard (:mod:`data_gen.exporters.well`);
+                ``<out_dir>/datasets/<dataset>/stats.yaml``, the train split's
+                normalisation statistics
 ==============  ================================================================  ==============================
 """
 

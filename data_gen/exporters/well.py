@@ -18,19 +18,33 @@ Per-file values are written once (``sample_varying`` false, The Well's own conve
 the file shares them, and per trajectory (``sample_varying`` true, which WellDataset reads) when they differ: the
 times and grids of KdV and KS trajectories (their own domain length and time span), the sampled parameters.
 Provenance and the inverse maps for ``ssl-pde-import format=well`` are root attributes ``ssl_pde_*``.
+
+A dataset's normalisation statistics, ``<dataset>/stats.yaml`` (:func:`write_stats`), are those of its train split,
+what ``WellDataset(..., use_normalization=True, normalization_type=ZScoreNormalization | RMSNormalization)`` reads::
+
+    mean, std, rms:                   {field: value}   every field, time-independent ones included
+    mean_delta, std_delta, rms_delta: {field: value}   time-varying fields: of x[t + 1] - x[t]
+    ssl_pde:                          {stats_revision, split: train, files: {file name: ssl_pde_export_key}}
+
+A value is a float for a t0 field, a list of D for a t1 field and D lists of D for a t2 field (one per component),
+as The Well's ``scripts/compute_statistics.py`` writes them; ``ssl_pde`` (ignored by WellDataset) names the files
+they were computed from, so that a rerun recomputes them exactly when the train files changed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+import yaml
 
 from data_gen.claims import temp_path
 from data_gen.importers.well import ROOT_ATTRS
@@ -400,3 +414,163 @@ def _write_attrs(f: h5py.File, p: WellPlan, provenance: dict[str, str]) -> None:
 def _names(names: list[str]) -> np.ndarray:
     """A list of names as an HDF5 string-array attribute (also when empty)."""
     return np.array(names, dtype=h5py.string_dtype())
+
+
+# Normalisation statistics: <dataset>/stats.yaml ------------------------------------------------------------------
+
+STATS = "stats.yaml"
+STATS_REVISION = 1  # bump when the statistics are computed differently: old files are then recomputed
+#: The statistics of The Well's ``stats.yaml``: ``ZScoreNormalization`` reads mean, std, mean_delta, std_delta,
+#: ``RMSNormalization`` rms, rms_delta (the_well.data.normalization).
+STATS_KEYS = ("mean", "std", "rms", "mean_delta", "std_delta", "rms_delta")
+STATS_PROVENANCE = "ssl_pde"  # the key naming the files the statistics cover (WellDataset ignores it)
+BLOCK_BYTES = 64 * 2**20  # a time-varying field is read a block of frames at a time, about this many float64 bytes
+
+
+@dataclass
+class Moments:
+    """Count, mean and sum of squared deviations of a field's values, per component, in float64, accumulated one
+    block of values at a time (the pairwise update of Chan, Golub and LeVeque: no block is kept)."""
+
+    count: int = 0
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(()))
+    m2: np.ndarray = field(default_factory=lambda: np.zeros(()))
+
+    def add(self, x: np.ndarray, rank: int) -> None:
+        """Add the values of ``x`` (..., D^rank): every axis but the last ``rank`` (the components) is reduced."""
+        axes = tuple(range(x.ndim - rank))
+        n = math.prod(x.shape[: x.ndim - rank])
+        if n == 0:
+            return
+        mean = x.mean(axis=axes)
+        m2 = np.square(x - mean).sum(axis=axes)
+        total = self.count + n
+        d = mean - self.mean
+        self.mean = self.mean + d * (n / total)
+        self.m2 = self.m2 + m2 + np.square(d) * (self.count * n / total)
+        self.count = total
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean, std, rms) of the values added: the population standard deviation (divided by the count), and the
+        root of the mean square."""
+        var = self.m2 / self.count
+        return self.mean, np.sqrt(var), np.sqrt(var + np.square(self.mean))
+
+
+def stats_path(dataset_dir: Path) -> Path:
+    """``<dataset_dir>/stats.yaml``: where ``WellDataset(path=dataset_dir)`` looks for it."""
+    return dataset_dir / STATS
+
+
+def train_files(dataset_dir: Path) -> list[Path]:
+    """The files ``WellDataset(path=dataset_dir, well_split_name="train")`` reads: ``data/train/*.h5`` and
+    ``*.hdf5``, sorted (temporary and lock files of a run end otherwise)."""
+    d = dataset_dir / "data" / "train"
+    return sorted([*d.glob("*.h5"), *d.glob("*.hdf5")])
+
+
+def stats_sources(dataset_dir: Path) -> dict[str, str]:
+    """Train file name -> its ``ssl_pde_export_key`` ("" for a file of no export), what the statistics cover."""
+    return {p.name: existing_key(p) or "" for p in train_files(dataset_dir)}
+
+
+def existing_stats(dataset_dir: Path) -> dict[str, Any] | str | None:
+    """The ``ssl_pde`` entry of the dataset's ``stats.yaml``: None when there is none, "" when it is no file of this
+    exporter (another's statistics, or unreadable)."""
+    path = stats_path(dataset_dir)
+    if not path.exists():
+        return None
+    try:
+        stats = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ""
+    prov = stats.get(STATS_PROVENANCE) if isinstance(stats, dict) else None
+    return prov if isinstance(prov, dict) else ""
+
+
+def stats_current(dataset_dir: Path) -> bool:
+    """Whether the dataset's ``stats.yaml`` was computed, by this revision, from exactly the train files there now."""
+    prov = existing_stats(dataset_dir)
+    if not isinstance(prov, dict) or prov.get("stats_revision") != STATS_REVISION:
+        return False
+    sources = stats_sources(dataset_dir)
+    return bool(sources) and all(sources.values()) and prov.get("files") == sources
+
+
+def compute_stats(files: list[Path]) -> dict[str, dict[str, Any]]:
+    """The statistics of ``stats.yaml`` over every value of every field of ``files`` (:data:`STATS_KEYS`).
+
+    A field is read one trajectory at a time (a time-varying one in blocks of frames, :data:`BLOCK_BYTES`) and
+    its moments accumulated in float64: mean, std (population) and rms over every trajectory, frame and grid
+    point, per component of a vector or tensor field; the ``_delta`` ones, for a time-varying field, over the
+    differences of consecutive frames of each trajectory (none across trajectories). What The Well's
+    ``scripts/compute_statistics.py`` computes on a train split, but streamed.
+
+    Raises:
+        UserError: a field's rank or component shape differs between files.
+    """
+    values: dict[str, Moments] = {}
+    deltas: dict[str, Moments] = {}
+    kinds: dict[str, tuple[int, tuple[int, ...], Path]] = {}
+    for path in files:
+        with h5py.File(path, "r") as f:
+            for rank in range(3):
+                group = f[f"t{rank}_fields"]
+                for name in map(str, group.attrs["field_names"]):
+                    ds = group[name]
+                    rank_, comps, first = kinds.setdefault(name, (rank, ds.shape[ds.ndim - rank :], path))
+                    if (rank_, comps) != (rank, ds.shape[ds.ndim - rank :]):
+                        got = f"t{rank} {ds.shape}"
+                        raise UserError(f"{path}: field {name} is {got}, t{rank_} (..., {comps}) in {first}")
+                    moments = values.setdefault(name, Moments())
+                    changes = deltas.setdefault(name, Moments()) if ds.attrs["time_varying"] else None
+                    for x, dx in _field_blocks(ds):
+                        moments.add(x, rank)
+                        if changes is not None:
+                            changes.add(dx, rank)
+    stats: dict[str, dict[str, Any]] = {key: {} for key in STATS_KEYS}
+    for suffix, moments in (("", values), ("_delta", deltas)):
+        for name, m in moments.items():
+            if m.count == 0:
+                continue  # a field of single frames has no delta
+            for key, v in zip(("mean", "std", "rms"), m.result(), strict=True):
+                stats[key + suffix][name] = np.asarray(v, dtype=np.float64).tolist()
+    return stats
+
+
+def _field_blocks(ds: h5py.Dataset) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """A field's values in float64 blocks, one trajectory (one block of frames of it) at a time, each with the
+    differences of its consecutive frames (the first with the previous block's last frame); None when
+    time-independent."""
+    per_traj = bool(ds.attrs["sample_varying"])
+    rows = [(i,) for i in range(ds.shape[0])] if per_traj else [()]
+    if not ds.attrs["time_varying"]:
+        for row in rows:
+            yield ds[row].astype(np.float64), None
+        return
+    nt = ds.shape[len(rows[0])]
+    frame = math.prod(ds.shape[len(rows[0]) + 1 :]) * 8
+    step = max(1, BLOCK_BYTES // max(frame, 1))
+    for row in rows:
+        last = None
+        for start in range(0, nt, step):
+            x = ds[(*row, slice(start, start + step))].astype(np.float64)
+            yield x, np.diff(x if last is None else np.concatenate([last, x]), axis=0)
+            last = x[-1:]
+
+
+def write_stats(dataset_dir: Path) -> dict[str, dict[str, Any]]:
+    """Compute the statistics of the dataset's train split (every file ``WellDataset`` reads there) and write them
+    to ``<dataset_dir>/stats.yaml``: a temporary file first, then a rename. Returns them."""
+    sources = stats_sources(dataset_dir)
+    stats: dict[str, Any] = compute_stats(train_files(dataset_dir))
+    stats[STATS_PROVENANCE] = {"stats_revision": STATS_REVISION, "split": "train", "files": sources}
+    path = stats_path(dataset_dir)
+    tmp = temp_path(path)
+    try:
+        tmp.write_text(yaml.safe_dump(stats, sort_keys=True))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return stats
