@@ -36,6 +36,7 @@ def _doc(cfg: EvalConfig, raw: DictConfig, inp: EvalInputs, result: dict[str, An
         "n_valid": len(inp.splits["valid"]),
         "n_test": len(inp.splits["test"]),
         "corruption": inp.corruption,
+        "transfer": inp.transfer,
         "result": result,
         "config": OmegaConf.to_container(raw, resolve=True),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -52,6 +53,7 @@ def _inputs(cfg: EvalConfig) -> EvalInputs:
         log_target=cfg.log_target,
         eval_window=cfg.eval_window,
         corrupt=cfg.corrupt,
+        transfer=cfg.transfer,
     )
 
 
@@ -63,15 +65,30 @@ def run_regression(raw: DictConfig) -> dict[str, Any]:
     cfg = to_eval_config(raw)
     out = _out(cfg)
     inp = _inputs(cfg)
+    ext = (inp.transfer or {}).get("extrapolate")
+    if ext is not None and cfg.regression.n_labels > ext["n"]["train"]:
+        raise UserError(
+            f"regression.n_labels={cfg.regression.n_labels}: only {ext['n']['train']} train trajectories have "
+            f"{inp.param} <= {ext['threshold']:.6g}, the train split's {ext['q']:g}-quantile "
+            f"(transfer.extrapolate={ext['q']:g})"
+        )
     result = evaluate_regression(
-        inp.encoders, inp.fresh, inp.views, inp.splits, cfg.regression, log_target=inp.log_target, device=inp.device
+        inp.encoders,
+        inp.fresh,
+        inp.views,
+        inp.splits,
+        cfg.regression,
+        log_target=inp.log_target,
+        device=inp.device,
+        clamp_margin=cfg.transfer.clamp_margin,
     )
     doc, figures = _doc(cfg, raw, inp, result, t0)
     doc["n_labels"] = cfg.regression.n_labels
     out.mkdir(parents=True, exist_ok=True)
     figs = report.regression_plots(out, inp.splits["test"].y, figures, inp.param, inp.log_target)
     figs.append(report.comparison_plot(out / "comparisons.png", result))
-    title = f"Regression: {inp.pde}" + ("" if cfg.corrupt.is_clean else f" ({_messy(cfg)})")
+    notes = ([] if cfg.corrupt.is_clean else [_messy(cfg)]) + _moved(inp)
+    title = f"Regression: {inp.pde}" + (f" ({'; '.join(notes)})" if notes else "")
     report.write_results(out, doc, title, report.regression_table(doc), figs, cfg.wandb)
     return doc
 
@@ -87,6 +104,11 @@ def run_timestep(raw: DictConfig) -> dict[str, Any]:
         raise UserError(
             f"{_messy(cfg)}: corrupted observations are supported for task=regression only (a stepper's inputs and "
             "its targets are frames of one trajectory; docs/evaluation.md)"
+        )
+    if not cfg.transfer.is_plain:
+        raise UserError(
+            f"{cfg.transfer.words()}: transfer evaluations are supported for task=regression only (a stepper has no "
+            "scalar target to extrapolate, and its rollouts are scored on its own grid; docs/evaluation.md)"
         )
     ts = cfg.timestep
     if ts.arch not in STEPPERS:
@@ -116,6 +138,21 @@ def _messy(cfg: EvalConfig) -> str:
     c = cfg.corrupt
     levels = [f"{k}={getattr(c, k):g}" for k in ("noise", "drop_x", "drop_t") if getattr(c, k) > 0]
     return f"corrupt {' '.join(levels)} seed={c.seed}"
+
+
+def _moved(inp: EvalInputs) -> list[str]:
+    """The transfer in words, e.g. ``['extrapolation: test nu > 0.318 (train 0.7-quantile), labels and valid at
+    or below', 'test grid ×2: 64 → 128 points']``; empty without one."""
+    rec = inp.transfer or {}
+    out = []
+    if (ext := rec.get("extrapolate")) is not None:
+        out.append(
+            f"extrapolation: test {ext['param']} > {ext['threshold']:.4g} (train {ext['q']:g}-quantile), labels and "
+            "valid at or below"
+        )
+    if (res := rec.get("resolution")) is not None:
+        out.append(f"test grid ×{res['factor']:g}: {res['nx']['stored']} → {res['nx']['test']} points")
+    return out
 
 
 def _out(cfg: EvalConfig) -> Path:

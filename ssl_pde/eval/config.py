@@ -16,6 +16,7 @@ from ssl_pde.augment.corrupt import Corruption
 from ssl_pde.core.errors import UserError
 from ssl_pde.eval.protocol import RegressionConfig
 from ssl_pde.eval.train import Search
+from ssl_pde.eval.transfer import Transfer
 
 
 @dataclass
@@ -65,7 +66,8 @@ class TimestepConfig:
 class EvalConfig:
     """``ssl-pde-eval``: ``ckpt`` is one ``encoder.pt`` or a list (one per pretraining seed); ``corrupt``: the
     messy observations every split the evaluation reads is given (:mod:`ssl_pde.augment.corrupt`; clean by
-    default, ``task=regression`` only)."""
+    default, ``task=regression`` only); ``transfer``: the parameter extrapolated beyond the labelled range and the
+    test split's grid changed (:mod:`ssl_pde.eval.transfer`; off by default, ``task=regression`` only)."""
 
     task: str
     ckpt: Any
@@ -79,6 +81,7 @@ class EvalConfig:
     timestep: TimestepConfig
     wandb: WandbConfig
     corrupt: Corruption
+    transfer: Transfer
 
     @property
     def ckpts(self) -> list[str]:

@@ -154,9 +154,11 @@ def fit_cell(
     cfg: RegressionConfig,
     log_target: bool,
     device: torch.device,
+    clamp_margin: float = 0.0,
 ) -> Cell:
     """Fit every configured method on the labelled set ``data[0]``; every choice on the valid split
-    ``data[1]``."""
+    ``data[1]``; every method's predictions clamped to the labelled range widened by ``clamp_margin``
+    (:func:`~ssl_pde.eval.regression.clamp_range`)."""
     lab, valid = data
     cell = Cell(p, d, lab.y.double())
     seed = 1_000_003 * p + d
@@ -172,7 +174,7 @@ def fit_cell(
             msg, seconds, choice = "  %-13s %6.1f s  chosen %s", cell.seconds[name], _short(cell.fitted[name].choice)
             log.info(msg, name, seconds, choice, extra={"progress": "fit"})  # one per fitted method (progress bars)
 
-    common = {"log_target": log_target, "metric": metric}
+    common = {"log_target": log_target, "metric": metric, "clamp_margin": clamp_margin}
     nets = {**common, "seed": seed, "device": device, "recalibrate_bn": cfg.recalibrate_bn}
     timed("ssl_linear", lambda: fit_ridge(ssl, lab, valid, cfg.ridge_lambdas, **common))
     timed("ssl_mlp", lambda: fit_mlp(ssl, lab, valid, cfg.mlp, hidden=cfg.mlp_hidden, seed=seed, **common))
@@ -224,6 +226,7 @@ def evaluate_regression(
     cfg: RegressionConfig,
     log_target: bool,
     device: torch.device,
+    clamp_margin: float = 0.0,
 ) -> dict[str, Any]:
     """Every method on every (encoder, label draw) cell; choices on valid; the test split read once at the end.
 
@@ -235,6 +238,8 @@ def evaluate_regression(
         cfg: the protocol's settings.
         log_target: regress the log of the parameter.
         device: where encoders run.
+        clamp_margin: every method's predictions are clamped to the labelled range widened by this many widths
+            at each end (0: the labelled range; :mod:`ssl_pde.eval.transfer` widens it under extrapolation).
 
     Returns:
         ``cells`` (per cell: ``p``, ``d``, ``test`` scores per method, ``choices`` with valid scores,
@@ -246,11 +251,12 @@ def evaluate_regression(
     train, valid, test = splits["train"], splits["valid"], splits["test"]
     cfg.check(len(train))
     cells: list[Cell] = []
+    fit_kw = {"cfg": cfg, "log_target": log_target, "device": device, "clamp_margin": clamp_margin}
     for d in cfg.label_draws:
         lab = train.subset(draw_labels(len(train), cfg.n_labels, int(d)))
         for p, enc in enumerate(encoders):
             log.info("pretraining seed %d of %d, label draw %d: %d labels", p + 1, len(encoders), d, cfg.n_labels)
-            cell = fit_cell(p, int(d), enc, fresh, views, (lab, valid), cfg=cfg, log_target=log_target, device=device)
+            cell = fit_cell(p, int(d), enc, fresh, views, (lab, valid), **fit_kw)
             cells.append(cell)
     metrics = metric_names(train.y, valid.y)  # from the labelled splits: the test targets are read once, later
     test_scores, extras = score_test(cells, test, metrics)  # every choice is made: read the test split once

@@ -16,7 +16,9 @@ Methods (``ssl_pde.eval.protocol.METHODS``):
 - ``supervised``: the same architecture + head from a fresh initialisation, trained alike.
 
 Targets are regressed in log space when ``log_target`` (scale parameters such as the viscosity); every
-prediction is clamped to the labelled range in that space and scored on the parameter itself.
+prediction is clamped to the labelled range in that space (widened by ``clamp_margin`` labelled widths at each
+end, 0 by default: :func:`clamp_range`; the extrapolation transfer, :mod:`ssl_pde.eval.transfer`, widens it for
+every method alike) and scored on the parameter itself.
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ def from_target(z: Tensor, log_target: bool) -> Tensor:
     return torch.exp(z) if log_target else z
 
 
+def clamp_range(z: Tensor, margin: float = 0.0) -> tuple[Tensor, Tensor]:
+    """The prediction clamp ``(lo, hi)`` of labelled targets ``z`` (n,) in target space: their range, widened by
+    ``margin`` times its width at each end (``margin`` 0: the range itself, bit for bit)."""
+    lo, hi = z.min(), z.max()
+    if margin > 0:
+        w = hi - lo
+        lo, hi = lo - margin * w, hi + margin * w
+    return lo, hi
+
+
 def valid_loss(metric: str) -> Callable[[Tensor, Tensor], float]:
     """The selection score of ``metric`` as a loss (lower is better: R^2 is negated)."""
     fn, lower = REGRESSION_METRICS[metric]
@@ -93,11 +105,19 @@ class Embedder:
 
 
 def ridge_select(
-    f_lab: Tensor, z_lab: Tensor, f_val: Tensor, y_val: Tensor, lambdas: Sequence[float], log_target: bool, metric: str
+    f_lab: Tensor,
+    z_lab: Tensor,
+    f_val: Tensor,
+    y_val: Tensor,
+    lambdas: Sequence[float],
+    log_target: bool,
+    metric: str,
+    clamp_margin: float = 0.0,
 ) -> tuple[float, dict[float, float]]:
     """The ridge strength whose fit on (``f_lab`` (n, D), ``z_lab`` (n,) target space) scores best on the valid
-    ``metric`` of ``y_val`` (m,) from ``f_val`` (m, D); returns it and every strength's valid score."""
-    lo, hi = z_lab.min(), z_lab.max()
+    ``metric`` of ``y_val`` (m,) from ``f_val`` (m, D); returns it and every strength's valid score. Predictions
+    are clamped to :func:`clamp_range` of ``z_lab`` with ``clamp_margin``."""
+    lo, hi = clamp_range(z_lab, clamp_margin)
     loss = valid_loss(metric)
     scores = {}
     for lam in lambdas:
@@ -113,13 +133,17 @@ def fit_ridge(
     lambdas: Sequence[float],
     log_target: bool,
     metric: str,
+    clamp_margin: float = 0.0,
 ) -> Fitted:
     """Ridge from ``features(split)`` (N, D) to the (log) parameter; the strength with the best valid
-    ``metric`` is kept. Predictions are clamped to the labelled range in target space."""
+    ``metric`` is kept. Predictions are clamped to the labelled range in target space (widened by
+    ``clamp_margin``: :func:`clamp_range`)."""
     f_lab = features(lab)
     z = to_target(lab.y, log_target)
-    lo, hi = z.min(), z.max()
-    lam, scores = ridge_select(f_lab, z, features(valid), valid.y, lambdas, log_target=log_target, metric=metric)
+    lo, hi = clamp_range(z, clamp_margin)
+    lam, scores = ridge_select(
+        f_lab, z, features(valid), valid.y, lambdas, log_target=log_target, metric=metric, clamp_margin=clamp_margin
+    )
 
     def predict(s: Split) -> Tensor:
         return from_target(ridge_fit_predict(f_lab, z, features(s), lam).squeeze(-1).clamp(lo, hi), log_target)
@@ -138,14 +162,16 @@ def fit_mlp(
     log_target: bool,
     metric: str,
     seed: int,
+    clamp_margin: float = 0.0,
 ) -> Fitted:
     """A 2-layer MLP (GELU) on standardised features and target, full-batch AdamW; ``spec.max_steps`` epochs
-    at most, learning rate and stopping epoch chosen on valid."""
+    at most, learning rate and stopping epoch chosen on valid; predictions clamped as :func:`fit_ridge`'s."""
     f_lab, f_val = features(lab), features(valid)
     mu, sd = f_lab.mean(0), f_lab.std(0).clamp_min(1e-6)
     a, b = ((f_lab - mu) / sd).float(), ((f_val - mu) / sd).float()
     z = to_target(lab.y, log_target)
-    zm, zs, lo, hi = z.mean(), z.std().clamp_min(1e-12), z.min(), z.max()
+    zm, zs = z.mean(), z.std().clamp_min(1e-12)
+    lo, hi = clamp_range(z, clamp_margin)
     t = ((z - zm) / zs).float()
     loss = valid_loss(metric)
 
@@ -291,15 +317,18 @@ def fit_network(
     seed: int,
     device: torch.device,
     recalibrate_bn: bool = True,
+    clamp_margin: float = 0.0,
 ) -> Fitted:
     """Train ``init()`` (a fresh or a pretrained encoder) + a linear head end to end on the labelled set.
 
     One run per candidate of ``spec`` (learning rate x training inputs, :data:`TRAIN_INPUTS`), MSE on the
     standardised (log) target, early stopping on the valid ``metric``; the best candidate on valid is kept.
     With ``recalibrate_bn``, before every valid score the BatchNorm statistics are re-estimated under the
-    current weights on one pass of the labelled set's training inputs (:func:`recalibrate_batchnorm`)."""
+    current weights on one pass of the labelled set's training inputs (:func:`recalibrate_batchnorm`).
+    Predictions are clamped as :func:`fit_ridge`'s (``clamp_margin``)."""
     z = to_target(lab.y, log_target)
-    zm, zs, lo, hi = z.mean(), z.std().clamp_min(1e-12), z.min(), z.max()
+    zm, zs = z.mean(), z.std().clamp_min(1e-12)
+    lo, hi = clamp_range(z, clamp_margin)
     zt = ((z - zm) / zs).float().to(device)
     loss = valid_loss(metric)
     n = len(lab)

@@ -23,6 +23,7 @@ from ssl_pde.augment.views import LieViews
 from ssl_pde.core.errors import UserError
 from ssl_pde.data.datasets import TrajectoryDataset
 from ssl_pde.eval.data import Split
+from ssl_pde.eval.transfer import Transfer, apply_transfer
 from ssl_pde.pdes import PDES
 
 #: The classes an export's ``encoder`` and ``augment`` configs may name.
@@ -114,7 +115,9 @@ def build_views(exp: dict[str, Any], path: Path, eval_window: str | None) -> Any
 @dataclass
 class EvalInputs:
     """Everything an evaluation reads: frozen encoders (one per pretraining seed), views, target and splits;
-    ``corruption``: None for clean splits, else the levels, seed and per-split seeds they were corrupted with."""
+    ``corruption``: None for clean splits, else the levels, seed and per-split seeds they were corrupted with;
+    ``transfer``: None for the usual splits, else the record of :func:`~ssl_pde.eval.transfer.apply_transfer`
+    (the extrapolation threshold and the kept trajectories, the test split's new grid)."""
 
     device: torch.device
     ckpts: list[Path]
@@ -128,6 +131,7 @@ class EvalInputs:
     log_target: bool
     splits: dict[str, Split]
     corruption: dict[str, Any] | None = None
+    transfer: dict[str, Any] | None = None
 
 
 def _setting(exp: dict[str, Any], key: str) -> Any:
@@ -145,6 +149,7 @@ def load_inputs(
     eval_window: str | None = None,
     extra_params: Sequence[str] = (),
     corrupt: Corruption | None = None,
+    transfer: Transfer | None = None,
 ) -> EvalInputs:
     """Load every encoder (they must share PDE, dataset, architecture and views: seeds of one pretraining setting)
     and the splits of their dataset under ``data_dir/<dataset>/`` (the PDE's name for exports made before the key
@@ -154,7 +159,12 @@ def load_inputs(
     ``corrupt`` (not clean): every split is given messy observations (:meth:`Split.corrupted`), each with its own
     seed, :meth:`~ssl_pde.augment.corrupt.Corruption.split_seed` of the split's name (so train, valid and test
     draw independently, and a split's draws do not depend on which other splits are read); recorded in
-    :attr:`EvalInputs.corruption`."""
+    :attr:`EvalInputs.corruption`.
+
+    ``transfer`` (not plain): after any corruption, the splits are restricted for extrapolation and the test split
+    is put on another grid (:func:`~ssl_pde.eval.transfer.apply_transfer`); recorded in
+    :attr:`EvalInputs.transfer`. A grid change together with a corruption is refused: the resampling would change
+    the corruption's meaning (coarsening filters part of the noise out)."""
     if not ckpts:
         raise UserError("ckpt is empty: give an encoder.pt or a list of them (one per pretraining seed)")
     loaded = [load_encoder(Path(c), device) for c in ckpts]
@@ -174,11 +184,22 @@ def load_inputs(
     names = list(dict.fromkeys([param, *dyn, *extra_params]))
     root = Path(data_dir) / dataset
     messy = corrupt is not None and not corrupt.is_clean
+    moved = transfer is not None and not transfer.is_plain
+    if messy and moved and transfer.resolution is not None:
+        levels = " ".join(f"{k}={v:g}" for k, v in corrupt.record().items() if k != "seed" and v > 0)
+        raise UserError(
+            f"transfer.resolution={transfer.resolution:g} with corrupt {levels}: a grid change of corrupted data "
+            "changes the corruption (coarsening filters noise out); evaluate one at a time"
+        )
     record = {**corrupt.record(), "split_seeds": {}} if messy else None
     splits = {}
+    dims, periodic = 1, True
     for s in split_names:
         ds = TrajectoryDataset(root / s, names, preload=True)
         views.check_dataset(ds)
+        dims, periodic = ds.n_spatial_dims, "x" in ds.periodic_axes
+        if moved:
+            transfer.test_points(int(ds.item_shape[-1]), dims, periodic)  # resolution: 1D periodic data only
         if messy:
             corrupt.check_dims(ds.n_spatial_dims)  # drop_x: 1D only
         splits[s] = Split.load(ds, param)
@@ -186,6 +207,9 @@ def load_inputs(
             seed = corrupt.split_seed(s)
             splits[s] = splits[s].corrupted(corrupt, seed, periodic="x" in ds.periodic_axes)
             record["split_seeds"][s] = seed
+    moved_record = None
+    if moved:
+        splits, moved_record = apply_transfer(splits, transfer, param, dims, periodic, check_crop=views.check_data)
     return EvalInputs(
         device=device,
         ckpts=[Path(c) for c in ckpts],
@@ -199,4 +223,5 @@ def load_inputs(
         log_target=log_target,
         splits=splits,
         corruption=record,
+        transfer=moved_record,
     )
