@@ -164,6 +164,40 @@ def ridge_probe(
     }
 
 
+def ridge_classify(
+    feats: Tensor, labels: Tensor, lams: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+) -> dict[str, float]:
+    """Online class probe: ridge regression of one-hot ``labels`` from frozen ``feats``, the class with the largest
+    prediction. The same protocol as :func:`ridge_probe`: the first half fits (the ridge strength chosen on a holdout
+    inside it, by accuracy), the second half evaluates. Returns the accuracy on the evaluation half and its floor,
+    the accuracy of always predicting the first half's most frequent class.
+
+    Args:
+        feats: (N, D) representations, N >= 8.
+        labels: (N,) integer classes (any values; at least two distinct).
+    """
+    n = feats.shape[0]
+    half = n // 2
+    if half < 4:
+        raise ValueError(f"class probe needs at least 8 samples, got {n}")
+    classes, y = torch.unique(labels, return_inverse=True)
+    onehot = torch.nn.functional.one_hot(y, len(classes)).double()
+    xf, yf, xe, ye = feats[:half], onehot[:half], feats[half:], y[half:]
+    q = half * 3 // 4
+    scores = []
+    for lam in lams:
+        p = ridge_fit_predict(xf[:q], yf[:q], xf[q:], lam)
+        scores.append(float((p.argmax(1) == y[q:half]).double().mean()))
+    lam = lams[max(range(len(lams)), key=scores.__getitem__)]
+    pred = ridge_fit_predict(xf, yf, xe, lam).argmax(1)
+    majority = torch.bincount(y[:half], minlength=len(classes)).argmax()
+    return {
+        "accuracy": float((pred == ye).double().mean()),
+        "floor_accuracy": float((ye == majority).double().mean()),
+        "lambda": lam,
+    }
+
+
 def rollout_errors(pred: Tensor, target: Tensor) -> Tensor:
     """Per trajectory and predicted frame: ``e_k = ||u^_k - u_k||^2 / ||u_k||^2``; (B, K, X) -> (B, K)."""
     p, y = pred.double().flatten(2), target.double().flatten(2)

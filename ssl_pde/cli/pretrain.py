@@ -6,7 +6,8 @@ Lightning, configured by Hydra.
     ssl-pde-pretrain debug=smoke data.dir=data                    # a few steps on the CPU
 
 Writes ``run_dir/checkpoints/{last,best}.ckpt``, W&B (offline) and CSV logs, the resolved
-``config.yaml``, and at the end ``encoder.pt``: the encoder's weights with its config, for downstream use.
+``config.yaml``, and at the end ``encoder.pt``: the encoder's weights with its config, for downstream use. A mixed
+run (``experiment=mixed_1d_vicreg``) writes ``encoder_<pde>.pt`` for each PDE of the mix instead.
 """
 
 from __future__ import annotations
@@ -70,20 +71,56 @@ def resolve_ckpt(cfg: DictConfig, run_dir: Path) -> str | None:
     return str(path)
 
 
-def export_encoder(model: torch.nn.Module, cfg: DictConfig, path: Path) -> None:
-    """Save the encoder alone: weights plus the encoder and view configs needed to rebuild and feed it."""
-    torch.save(
-        {
-            "state_dict": model.encoder.state_dict(),
-            "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
-            "augment": OmegaConf.to_container(cfg.augment, resolve=True),
-            "pde": cfg.pde.name,
-            "dataset": cfg.data.dataset,
-            "probe_param": cfg.pde.probe_param,
-            "probe_log": cfg.pde.probe_log,
-        },
-        path,
-    )
+def export_encoder(model: torch.nn.Module, cfg: DictConfig, path: Path, member: str | None = None) -> None:
+    """Save the encoder alone: weights plus the encoder and view configs needed to rebuild and feed it.
+
+    ``member``: a PDE of a mixed run (``data=mixed``): the export is that PDE's, an ordinary single-PDE export
+    (its views ``augment.views.<member>``, its dataset, its probe parameter from ``pde.members.<member>``) of the
+    mixed run's weights, with ``mixed`` recording the run's mixing weights; ``ssl-pde-eval`` reads it as any other.
+    """
+    payload: dict[str, Any] = {
+        "state_dict": model.encoder.state_dict(),
+        "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
+    }
+    if member is None:
+        payload.update(
+            augment=OmegaConf.to_container(cfg.augment, resolve=True),
+            pde=cfg.pde.name,
+            dataset=cfg.data.dataset,
+            probe_param=cfg.pde.probe_param,
+            probe_log=cfg.pde.probe_log,
+        )
+    else:
+        payload.update(
+            augment=OmegaConf.to_container(cfg.augment.views[member], resolve=True),
+            pde=member,
+            dataset=member,
+            probe_param=cfg.pde.members[member].probe_param,
+            probe_log=cfg.pde.members[member].probe_log,
+            mixed={"name": str(cfg.name), "mix": {k: float(v) for k, v in cfg.data.mix.items()}},
+        )
+    torch.save(payload, path)
+
+
+def mixed_members(cfg: DictConfig, views: Any, train_set: Any) -> list[str]:
+    """The PDEs of a mixed run (``augment=mixed_1d``, ``data=mixed``), one ``encoder_<pde>.pt`` each; ``[]`` for a
+    run of one dataset. Refuses a mix whose views or data are not both mixed, or a PDE without a ``pde.members``
+    entry (the export's probe parameter), before anything is written."""
+    from ssl_pde.augment.mixed import MixedViews
+
+    mixed_views, mixed_data = isinstance(views, MixedViews), hasattr(train_set, "datasets")
+    if mixed_views != mixed_data:
+        raise UserError(
+            "mixed pretraining needs mixed views and mixed data together (experiment=mixed_1d_vicreg: "
+            f"augment=mixed_1d data=mixed); got augment {cfg.augment._target_}, data {cfg.data._target_}"
+        )
+    if not mixed_views:
+        return []
+    members = cfg.pde.get("members") or {}
+    missing = [n for n in train_set.names if n not in members]
+    if missing:
+        raise UserError(f"pde.members has no entry for {missing} (their exports' probe parameters): use pde=mixed_1d")
+    return list(train_set.names)
 
 
 def method_id(method: Any) -> str:
@@ -172,6 +209,7 @@ def pretrain(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dic
     for key, value in views.check_dataset(datamodule.train_set).items():  # settings read from the data
         cfg.augment[key] = value  # into config.yaml and encoder.pt
     check_corruption(cfg.method.get("corrupt"), datamodule.train_set.n_spatial_dims)
+    members = mixed_members(cfg, views, datamodule.train_set)
     handler = _start_run_dir(cfg, run_dir)
     try:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -195,8 +233,12 @@ def pretrain(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dic
             if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero and lg._experiment is not None:
                 lg.experiment.finish()
         if cfg.export_encoder and trainer.is_global_zero:
-            export_encoder(model, cfg, run_dir / "encoder.pt")
-            log.info("encoder exported to %s", run_dir / "encoder.pt")
+            for member in members:  # a mixed run: one export per PDE, the same weights with that PDE's views
+                export_encoder(model, cfg, run_dir / f"encoder_{member}.pt", member)
+                log.info("encoder exported for %s to %s", member, run_dir / f"encoder_{member}.pt")
+            if not members:
+                export_encoder(model, cfg, run_dir / "encoder.pt")
+                log.info("encoder exported to %s", run_dir / "encoder.pt")
         return {k: float(v) for k, v in trainer.callback_metrics.items()}
     finally:
         for name in ("ssl_pde", "lightning"):

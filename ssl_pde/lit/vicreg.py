@@ -20,7 +20,7 @@ from ssl_pde.augment.base import SymmetryViews
 from ssl_pde.augment.corrupt import Corruption, corrupt
 from ssl_pde.core.errors import DataError, DivergenceError
 from ssl_pde.losses.objectives import Objective, VICReg
-from ssl_pde.metrics import rankme, ridge_probe
+from ssl_pde.metrics import rankme, ridge_classify, ridge_probe
 
 Tensor = torch.Tensor
 #: Validation trajectories the online ridge probe needs; with fewer (or no ``probe_param``) only RankMe is logged.
@@ -48,7 +48,8 @@ class JointEmbeddingModule(L.LightningModule):
         projector: (B, D) -> (B, E) embedding.
         views: builds two views of a batch on its device (:class:`~ssl_pde.augment.views.LieViews` in 1D,
             :class:`~ssl_pde.augment.ns_views.NSViews` in 2D, :class:`~ssl_pde.augment.generic_views.GenericViews`
-            for an external dataset); its ``inputs(batch)`` picks its arguments.
+            for an external dataset, :class:`~ssl_pde.augment.mixed.MixedViews` for several 1D PDEs); its
+            ``inputs(batch)`` picks its arguments.
         optimizer: partial optimizer taking the parameter groups.
         objective: ``(z1, z2) -> dict`` of () terms, ``loss`` the total (:mod:`ssl_pde.losses.objectives`); it
             gathers the embeddings across ranks itself. Every term is logged as ``train/<term>``; its ``name``
@@ -56,7 +57,9 @@ class JointEmbeddingModule(L.LightningModule):
         weight_decay: applied to weights only (not biases or normalisation parameters).
         warmup_frac: fraction of the steps with linear LR warmup before cosine decay.
         probe_param: stored parameter regressed by the online ridge probe each validation epoch; None: no probe
-            (an external dataset that stores no parameter), only RankMe is logged.
+            (an external dataset that stores no parameter), only RankMe is logged. Batches of several PDEs
+            (``data=mixed``, a ``pde`` entry per element) also get a probe of the PDE's identity
+            (``val/pde_accuracy`` by a ridge classifier, beside ``val/pde_accuracy_floor``, the majority class).
         probe_log: probe in log space (viscosity).
         seed: base seed of the views (crop positions, group parameters): step and rank are mixed in.
         fixed_views: reuse the same crops and group elements at every step (``debug=overfit`` only).
@@ -199,17 +202,28 @@ class JointEmbeddingModule(L.LightningModule):
         y = self.encoder(batch["view"]).float()
         p = self.hparams.probe_param
         label = batch["params"][p] if p else torch.zeros(y.shape[0], device=y.device)
-        self._val.append((y.detach(), label.detach()))
+        # mixed batches (ssl_pde.data.mixed) carry each element's PDE: the class of the identity probe
+        pde = batch.get("pde", torch.full((y.shape[0],), -1, dtype=torch.int64, device=y.device))
+        self._val.append((y.detach(), label.detach(), pde))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:
             return
-        y = torch.cat([a for a, _ in self._val])
-        lab = torch.cat([b for _, b in self._val])
+        y = torch.cat([a for a, _, _ in self._val])
+        lab = torch.cat([b for _, b, _ in self._val])
+        pde = torch.cat([c for _, _, c in self._val])
         self._val.clear()
         if self.trainer.world_size > 1:
-            y, lab = self.all_gather(y).flatten(0, 1), self.all_gather(lab).flatten(0, 1)
+            y, lab, pde = (self.all_gather(v).flatten(0, 1) for v in (y, lab, pde))
         logs = {"val/rankme": rankme(y).float()}
+        if len(torch.unique(pde)) > 1 and y.shape[0] >= MIN_PROBE_SAMPLES:
+            r = ridge_classify(y.cpu(), pde.cpu())
+            logs.update(
+                {
+                    "val/pde_accuracy": torch.tensor(r["accuracy"]),
+                    "val/pde_accuracy_floor": torch.tensor(r["floor_accuracy"]),
+                }
+            )
         if self.hparams.probe_param and y.shape[0] >= MIN_PROBE_SAMPLES:
             r = ridge_probe(y.cpu(), lab.cpu(), log_target=self.hparams.probe_log)
             logs.update(

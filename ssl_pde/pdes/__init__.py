@@ -164,3 +164,10 @@ def get_pde(name: str) -> PDESpec:
         return PDES[name]
     except KeyError:
         raise KeyError(f"unknown pde {name!r} (known: {', '.join(PDES)})") from None
+
+
+def pde_index(name: str) -> int:
+    """A registry PDE's position in :data:`PDES` (its class in a batch of several PDEs: the ``pde`` entry of
+    :class:`~ssl_pde.data.mixed.MixedDataset` batches); raises ``KeyError`` with the known names if absent."""
+    get_pde(name)
+    return list(PDES).index(name)
