@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import compose_cfg, tiny_overrides
@@ -179,3 +180,37 @@ def test_a_variant_runs_beside_the_scale_and_the_study_table_reads_both(cli, tmp
         "1.50 [1.10, 2.00] |"
     )
     assert rows[1].startswith("| noscale | 64 | 3 | 0.125 / 0.2 ± 0.01 |")
+
+
+def test_study_table_restricts_runs_to_one_encoder(tmp_path):
+    """--seed-index K: each run's cells of its K-th encoder only, summarised again: the test mean is the mean of
+    those cells and the ratio the geometric mean of their supervised / fine-tuned ratios (hand-computed)."""
+    spec = importlib.util.spec_from_file_location("study_table", SCRIPT.parent / "study_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cells = []
+    for p in (0, 1):
+        for d in (0, 1, 2):
+            ft, sup = 0.1 * (1 + p + d), 0.2 * (1 + p) * (1 + d)
+            test = {"floor": {"nmse": 0.3}, "ssl_linear": {"nmse": 0.4}, "ssl_finetune": {"nmse": ft}}
+            test["supervised"] = {"nmse": sup}
+            choice = {"valid": 0.5, "steps": 1, "candidates": []}
+            cells.append(
+                {
+                    "pretrain_seed_index": p,
+                    "label_draw": d,
+                    "test": test,
+                    "choices": {m: choice for m in test if m != "floor"},
+                    "seconds": {m: 1.0 for m in test if m != "floor"},
+                }
+            )
+    r = {"select_metric": "nmse", "metrics": ["nmse"], "label_draws": [0, 1, 2], "n_pretrain_seeds": 2, "cells": cells}
+    run = tmp_path / "burgers" / "eval_regression_n64_s01"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"n_labels": 64, "result": r}))
+    (row,) = mod.rows(tmp_path / "burgers", ["ssl_finetune", "supervised"], seed_index=1)
+    ft = [0.1 * (2 + d) for d in range(3)]
+    ratio = np.exp(np.mean([np.log(0.4 * (1 + d) / f) for d, f in enumerate(ft)]))
+    assert f"| 64 | 3 | 0.5 / {np.mean(ft):.3g} ± " in row
+    assert f"| {ratio:.2f} [" in row
+    assert mod.rows(tmp_path / "burgers", ["ssl_finetune"], seed_index=2) == []
