@@ -214,3 +214,70 @@ def test_study_table_restricts_runs_to_one_encoder(tmp_path):
     assert f"| 64 | 3 | 0.5 / {np.mean(ft):.3g} ± " in row
     assert f"| {ratio:.2f} [" in row
     assert mod.rows(tmp_path / "burgers", ["ssl_finetune"], seed_index=2) == []
+
+
+def _synthetic_run(p_seeds: list[int], tag: str) -> dict:
+    """A regression results document over encoders ``p_seeds`` (cells hand-made, 3 label draws)."""
+    cells = []
+    for i, p in enumerate(p_seeds):
+        for d in (0, 1, 2):
+            test = {
+                "floor": {"nmse": 0.3 + d},
+                "ssl_linear": {"nmse": 0.4 + p},
+                "ssl_finetune": {"nmse": 0.1 * (1 + p + d)},
+            }
+            test["supervised"] = {"nmse": 0.2 * (1 + p) * (1 + d)}
+            choice = {"valid": 0.5, "steps": 1, "candidates": []}
+            cells.append(
+                {
+                    "pretrain_seed_index": i,
+                    "label_draw": d,
+                    "test": test,
+                    "choices": {m: choice for m in test if m != "floor"},
+                    "seconds": {m: 1.0 for m in test if m != "floor"},
+                }
+            )
+    r = {"select_metric": "nmse", "metrics": ["nmse"], "label_draws": [0, 1, 2], "n_pretrain_seeds": len(p_seeds)}
+    cfg = {"ckpt": [f"{tag}/s{p}.pt" for p in p_seeds], "out_dir": tag, "regression": {"n_boot": 2000, "n_labels": 64}}
+    return {
+        "task": "regression",
+        "pde": "burgers",
+        "param": "nu",
+        "n_labels": 64,
+        "ckpts": cfg["ckpt"],
+        "config": cfg,
+        "result": {**r, "cells": cells},
+        "seconds": 1.0,
+    }
+
+
+def test_merged_one_encoder_runs_equal_the_run_over_all_encoders():
+    """scripts/merge_runs.py: three one-encoder runs merged give the summary and paired interval that the same cells
+    give as one three-encoder run (summarised independently); mismatched runs are refused with one line."""
+    from ssl_pde.core.errors import UserError
+    from ssl_pde.eval.protocol import summarise_cells
+
+    spec = importlib.util.spec_from_file_location("merge_runs", SCRIPT.parent / "merge_runs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    whole = _synthetic_run([0, 1, 2], "x")
+    whole["result"].update(summarise_cells(whole["result"], 2000))
+    parts = [_synthetic_run([p], "x") for p in (0, 1, 2)]
+    merged = mod.merge(parts, ["a", "b", "c"])
+    assert merged["result"]["n_pretrain_seeds"] == 3 and merged["ckpts"] == ["x/s0.pt", "x/s1.pt", "x/s2.pt"]
+    for key in ("summary", "comparisons"):
+        assert merged["result"][key] == whole["result"][key]
+    assert (
+        merged["result"]["comparisons"]["supervised/ssl_finetune"]["interval_over"]
+        == "pretraining seeds and label draws"
+    )
+    other = _synthetic_run([1], "x")
+    other["config"]["regression"]["n_labels"] = 256
+    with pytest.raises(UserError, match="b: evaluation settings differ from a's in regression"):
+        mod.merge([parts[0], other], ["a", "b"])
+    with pytest.raises(UserError, match="an encoder is given twice"):
+        mod.merge([parts[0], parts[0]], ["a", "b"])
+    moved = _synthetic_run([1], "x")
+    moved["result"]["cells"][0]["test"]["floor"] = {"nmse": 9.0}
+    with pytest.raises(UserError, match="floor of label draw 0 differs"):
+        mod.merge([parts[0], moved], ["a", "b"])
