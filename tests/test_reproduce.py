@@ -188,23 +188,7 @@ def test_study_table_restricts_runs_to_one_encoder(tmp_path):
     spec = importlib.util.spec_from_file_location("study_table", SCRIPT.parent / "study_table.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    cells = []
-    for p in (0, 1):
-        for d in (0, 1, 2):
-            ft, sup = 0.1 * (1 + p + d), 0.2 * (1 + p) * (1 + d)
-            test = {"floor": {"nmse": 0.3}, "ssl_linear": {"nmse": 0.4}, "ssl_finetune": {"nmse": ft}}
-            test["supervised"] = {"nmse": sup}
-            choice = {"valid": 0.5, "steps": 1, "candidates": []}
-            cells.append(
-                {
-                    "pretrain_seed_index": p,
-                    "label_draw": d,
-                    "test": test,
-                    "choices": {m: choice for m in test if m != "floor"},
-                    "seconds": {m: 1.0 for m in test if m != "floor"},
-                }
-            )
-    r = {"select_metric": "nmse", "metrics": ["nmse"], "label_draws": [0, 1, 2], "n_pretrain_seeds": 2, "cells": cells}
+    r = _synthetic_run([0, 1], "x")["result"]
     run = tmp_path / "burgers" / "eval_regression_n64_s01"
     run.mkdir(parents=True)
     (run / "results.json").write_text(json.dumps({"n_labels": 64, "result": r}))
