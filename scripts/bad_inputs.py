@@ -56,7 +56,7 @@ def cases(w: Path) -> list[Case]:
     ev = [f"data.dir={data}", f"out_dir={w / 'ev'}"]
     pre = ["debug=smoke", "logger=csv", f"data.dir={data}", f"run_dir={w / 'run'}"]
     return [
-        Case("generate", [*gen, "pde=heat"], "unknown pde 'heat'", "a PDE with no config"),
+        Case("generate", [*gen, "pde=heat"], "heat", "a PDE with no config"),
         Case("generate", [*gen, "split=testing", f"out_dir={w / 'g'}"], "unknown split 'testing'", "unknown split"),
         Case("generate", [*gen, "num_samples=0", f"out_dir={w / 'g'}"], "num_samples must be a positive", "zero"),
         Case("generate", [*gen, "shard_size=-4", f"out_dir={w / 'g'}"], "shard_size must be a positive", "negative"),
@@ -97,6 +97,8 @@ def cases(w: Path) -> list[Case]:
         Case("pretrain", [*pre, "trainer.max_epochz=3"], "did you mean trainer.max_epochs", "misspelt key"),
         Case("pretrain", [*pre, "experiment=nope"], "unknown experiment 'nope'", "unknown experiment"),
         Case("pretrain", [*pre, "seed=[1"], "bad override", "malformed override"),
+        Case("pretrain", [*pre, "encoder.stem=big"], "encoder stem must be one of", "unknown encoder stem"),
+        Case("pretrain", [*pre, "method.corrupt.drop_x=1.5"], "drop_x", "corruption level out of range"),
         Case("eval", ev, "ckpt is required", "no ckpt"),
         Case("eval", [*ev, f"ckpt={w / 'missing.pt'}"], "not found", "a missing ckpt"),
         Case("eval", [*ev, f"ckpt={w / 'text.pt'}"], "text.pt", "a text file as ckpt"),
@@ -109,6 +111,11 @@ def cases(w: Path) -> list[Case]:
         Case("eval", [*ev, f"ckpt={enc}", "task=timestep", "timestep.arch=lstm"], "unknown timestep.arch", "arch"),
         Case("eval", [*ev, f"ckpt={enc}", "regression.n_lables=3"], "did you mean regression.n_labels", "misspelt"),
         Case("eval", [*ev, f"ckpt={enc}", f"data.dir={w / 'empty'}"], "no shards under", "no data"),
+        Case("eval", [*ev, f"ckpt={enc}", "corrupt.noise=-1"], "noise", "negative noise level"),
+        Case("eval", [*ev, f"ckpt={enc}", "transfer.extrapolate=1.5"], "extrapolate", "extrapolation quantile > 1"),
+        Case("eval", [*ev, f"ckpt={enc}", "transfer.resolution=0"], "resolution", "zero resolution factor"),
+        Case("eval", [*ev, f"ckpt={enc}", "regression.finetune.head_init=lp"], "head_init", "unknown head_init"),
+        Case("eval", [*ev, f"ckpt={enc}", "regression.finetune.backbone_lr_mult=0"], "backbone_lr_mult", "lr mult 0"),
         Case("verify", ["pde=ns3d"], "unknown pde 'ns3d'", "unknown PDE"),
         Case("import", [f"src={data}", f"out_dir={w / 'im'}"], "format", "no format"),
         Case("import", ["format=zarr", f"src={data}", f"out_dir={w / 'im'}"], "zarr", "unknown format"),

@@ -210,6 +210,8 @@ def pretrain(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dic
         cfg.augment[key] = value  # into config.yaml and encoder.pt
     check_corruption(cfg.method.get("corrupt"), datamodule.train_set.n_spatial_dims)
     members = mixed_members(cfg, views, datamodule.train_set)
+    with torch.random.fork_rng():  # the encoder config refused before anything is written; RNG state untouched
+        hydra.utils.instantiate(cfg.encoder)
     handler = _start_run_dir(cfg, run_dir)
     try:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
