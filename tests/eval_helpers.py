@@ -78,3 +78,18 @@ def save_encoder(path: Path, **over) -> Path:
         path,
     )
     return path
+
+
+def small_eval_args(ckpt, root) -> list[str]:
+    """``ssl-pde-eval`` overrides of a small in-process regression run (16 labels, 2 draws, the linear probe and
+    the supervised network, W&B off) on the encoder ``ckpt`` and the data under ``root``."""
+    return [
+        f"ckpt={ckpt}",
+        f"data.dir={root}",
+        *TINY_EVAL,
+        "regression.n_labels=16",
+        "regression.label_draws=[0,1]",
+        "regression.methods=[ssl_linear,supervised]",
+        "regression.n_boot=200",
+        "wandb.enabled=false",
+    ]

@@ -27,7 +27,7 @@ from ssl_pde.augment.corrupt import (
 )
 from ssl_pde.core.errors import UserError
 from tests.conftest import compose_cfg
-from tests.eval_helpers import TINY_EVAL, save_encoder
+from tests.eval_helpers import save_encoder, small_eval_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -235,16 +235,7 @@ def test_eval_run_records_the_corruption_and_differs_from_the_clean_run(cli, bur
 
     _, root = burgers_splits
     ckpt = save_encoder(tmp_path / "encoder.pt")
-    common = [
-        f"ckpt={ckpt}",
-        f"data.dir={root}",
-        *TINY_EVAL,
-        "regression.n_labels=16",
-        "regression.label_draws=[0,1]",
-        "regression.methods=[ssl_linear,supervised]",
-        "regression.n_boot=200",
-        "wandb.enabled=false",
-    ]
+    common = small_eval_args(ckpt, root)
     docs = {}
     for name, extra in (("clean", []), ("noisy", ["corrupt.noise=0.05"])):
         res = cli(eval_main, *common, *extra, f"out_dir={tmp_path / name}")

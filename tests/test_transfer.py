@@ -22,7 +22,7 @@ from ssl_pde.eval.transfer import (
     resample_split,
     restrict_for_extrapolation,
 )
-from tests.eval_helpers import TINY_EVAL, save_encoder
+from tests.eval_helpers import save_encoder, small_eval_args
 
 F64 = torch.float64
 
@@ -165,16 +165,7 @@ def test_eval_runs_record_each_transfer_and_differ_from_the_plain_run(cli, burge
 
     data, root = burgers_splits
     ckpt = save_encoder(tmp_path / "encoder.pt")
-    common = [
-        f"ckpt={ckpt}",
-        f"data.dir={root}",
-        *TINY_EVAL,
-        "regression.n_labels=16",
-        "regression.label_draws=[0,1]",
-        "regression.methods=[ssl_linear,supervised]",
-        "regression.n_boot=200",
-        "wandb.enabled=false",
-    ]
+    common = small_eval_args(ckpt, root)
     docs, mds = {}, {}
     for name, extra in (
         ("plain", []),
