@@ -10,7 +10,10 @@ and label draws) and the budgets computed again (``ssl_pde.eval.protocol.summari
 ``results.md`` and the comparison figure. Nothing is refitted and no split is read. Refused, with one line:
 runs of different data, PDE, target, labelled-set size, label draws, corruption, transfer or evaluation
 settings (everything in the stored config but the checkpoints, output directory and device), runs whose
-floors differ on a label draw (their labelled sets differ), or an encoder given twice.
+floors differ on a label draw (their labelled sets differ), an encoder given twice, or two cells trained from
+the same seed (``train_seed``: the evaluation seeds each cell from its encoder's pretraining seed and the label
+draw; one-encoder runs made before that were seeded by position, so each of them trained its supervised
+network exactly as the others did, and joined they would repeat one supervised run as if it were several).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from ssl_pde.core.cli import fail
 from ssl_pde.core.errors import UserError
 from ssl_pde.eval import report
-from ssl_pde.eval.protocol import summarise_cells
+from ssl_pde.eval.protocol import cell_seed, summarise_cells
 
 #: Config keys allowed to differ between merged runs.
 FREE_KEYS = ("ckpt", "out_dir", "device", "wandb")
@@ -53,6 +56,7 @@ def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     if len(set(ckpts)) != len(ckpts):
         raise UserError(f"an encoder is given twice: {sorted(c for c in set(ckpts) if ckpts.count(c) > 1)}")
     floors: dict[int, Any] = {}
+    seeds: dict[int, str] = {}
     cells, offset = [], 0
     for doc, name in zip(docs, names, strict=True):
         r = doc["result"]
@@ -60,6 +64,13 @@ def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
             f = c["test"]["floor"]
             if floors.setdefault(c["label_draw"], f) != f:
                 raise UserError(f"{name}: the floor of label draw {c['label_draw']} differs (other labelled sets)")
+            seed = c.get("train_seed", cell_seed(c["pretrain_seed_index"], c["label_draw"]))
+            if seeds.setdefault(seed, name) != name:
+                raise UserError(
+                    f"{name}: its cell of label draw {c['label_draw']} was trained from seed {seed}, as "
+                    f"{seeds[seed]}'s was (runs seeded by encoder position); rerun it with this version of "
+                    "ssl-pde-eval, which seeds cells by the encoder's pretraining seed"
+                )
             cells.append({**c, "pretrain_seed_index": c["pretrain_seed_index"] + offset})
         offset += r["n_pretrain_seeds"]
     result = {**first["result"], "cells": cells, "n_pretrain_seeds": offset}

@@ -115,3 +115,22 @@ def test_exports_from_before_the_dataset_key_pair_with_new_ones(burgers_splits, 
     other = save_encoder(tmp_path / "other.pt", dataset="heat")
     with pytest.raises(UserError, match="its dataset differs"):
         load_inputs([old, other], root, torch.device("cpu"))
+
+
+def test_encoders_pretraining_seeds_come_from_the_export_or_the_run_beside_it(burgers_splits, tmp_path):
+    """An export's ``seed`` is its pretraining seed; for exports made before the key existed, the ``seed`` of the
+    pretraining run's config.yaml beside it; unknown or repeated seeds fall back to seeding cells by position."""
+    from ssl_pde.eval.setup import load_inputs
+
+    _, root = burgers_splits
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("name: burgers\nseed: 4\n")
+    old = save_encoder(tmp_path / "run" / "encoder.pt")  # no "seed" key: the run's config says 4
+    new = save_encoder(tmp_path / "new.pt", seed=9)
+    bare = save_encoder(tmp_path / "bare.pt")
+    cpu = torch.device("cpu")
+    inp = load_inputs([old, new], root, cpu)
+    assert inp.pretrain_seeds == [4, 9] and inp.encoder_seeds() == [4, 9]
+    assert load_inputs([new, bare], root, cpu).encoder_seeds() is None  # bare.pt: seed unknown
+    twice = save_encoder(tmp_path / "twice.pt", seed=4)
+    assert load_inputs([old, twice], root, cpu).encoder_seeds() is None  # both 4: by position

@@ -8,7 +8,7 @@ import torch
 
 from ssl_pde.augment.views import LieViews
 from ssl_pde.core.errors import UserError
-from ssl_pde.eval.protocol import RegressionConfig, evaluate_regression
+from ssl_pde.eval.protocol import RegressionConfig, cell_seed, evaluate_regression
 from ssl_pde.eval.train import Search
 from ssl_pde.metrics import best_constant
 from ssl_pde.models.encoders import ResNet18
@@ -53,6 +53,28 @@ def test_choices_never_read_the_test_split(burgers_splits):
     for cell in a["cells"]:  # the MLP head's choice is the candidate with the lowest valid score
         ch = cell["choices"]["ssl_mlp"]
         assert ch["valid"] == min(r["valid"] for r in ch["candidates"])
+
+
+def test_a_one_encoder_run_repeats_that_encoders_cells_of_a_multi_encoder_run(burgers_splits):
+    """Cells are seeded by the encoder's pretraining seed and the label draw (``cell_seed``), not by the encoder's
+    position: evaluating encoder B alone (seed 7) gives exactly B's cells of the run over [A (seed 5), B], so
+    one-encoder runs merge into the multi-encoder run; the supervised network of B's cells differs from A's (its
+    training noise is sampled per cell, not repeated), and seeds must be distinct."""
+    data, _ = burgers_splits
+    cpu, fresh = torch.device("cpu"), lambda: ResNet18(3, (8, 16, 32, 64))
+    encs = [make_encoder(0), make_encoder(1)]
+    cfg = tiny_regression(methods=["ssl_finetune", "supervised"], label_draws=[0, 1])
+    both = evaluate_regression(encs, fresh, LieViews(**AUG), data, cfg, True, cpu, encoder_seeds=[5, 7])
+    alone = evaluate_regression(encs[1:], fresh, LieViews(**AUG), data, cfg, True, cpu, encoder_seeds=[7])
+    b_cells = [c for c in both["cells"] if c["pretrain_seed_index"] == 1]
+    assert [c["train_seed"] for c in alone["cells"]] == [cell_seed(7, 0), cell_seed(7, 1)]
+    assert [(c["test"], no_time(c["choices"])) for c in alone["cells"]] == [
+        (c["test"], no_time(c["choices"])) for c in b_cells
+    ]
+    a_cells = [c for c in both["cells"] if c["pretrain_seed_index"] == 0]
+    assert all(a["test"]["supervised"] != b["test"]["supervised"] for a, b in zip(a_cells, b_cells, strict=True))
+    with pytest.raises(ValueError, match="must be distinct"):
+        evaluate_regression(encs, fresh, LieViews(**AUG), data, cfg, True, cpu, encoder_seeds=[3, 3])
 
 
 def test_uneven_searches_and_bad_settings_are_refused(burgers_splits):

@@ -17,6 +17,7 @@ import hydra
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import ssl_pde.config  # noqa: F401
 from data_gen.cli.generate import generate
@@ -63,6 +64,7 @@ def test_smoke_writes_checkpoints_wandb_and_encoder(cli, burgers_data, tmp_path)
     enc = hydra.utils.instantiate(exported["encoder"])
     enc.load_state_dict(exported["state_dict"])
     assert isinstance(enc, ResNet18) and exported["pde"] == "burgers" and exported["augment"]["mode"] == "coords"
+    assert exported["seed"] == OmegaConf.load(run / "config.yaml").seed  # ssl-pde-eval seeds cells from it
 
 
 def test_ns2d_smoke_pretrains_with_the_buoyancy_probe(cli, tmp_path):

@@ -216,6 +216,7 @@ def _synthetic_run(p_seeds: list[int], tag: str) -> dict:
                 {
                     "pretrain_seed_index": i,
                     "label_draw": d,
+                    "train_seed": 1_000_003 * p + d,
                     "test": test,
                     "choices": {m: choice for m in test if m != "floor"},
                     "seconds": {m: 1.0 for m in test if m != "floor"},
@@ -265,3 +266,9 @@ def test_merged_one_encoder_runs_equal_the_run_over_all_encoders():
     moved["result"]["cells"][0]["test"]["floor"] = {"nmse": 9.0}
     with pytest.raises(UserError, match="floor of label draw 0 differs"):
         mod.merge([parts[0], moved], ["a", "b"])
+    old = [_synthetic_run([p], "x") for p in (0, 1)]  # one-encoder runs seeded by position: the same seeds
+    for run in old:
+        for c in run["result"]["cells"]:
+            del c["train_seed"]
+    with pytest.raises(UserError, match="b: its cell of label draw 0 was trained from seed 0, as a's was"):
+        mod.merge(old, ["a", "b"])

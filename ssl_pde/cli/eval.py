@@ -33,6 +33,7 @@ def _doc(cfg: EvalConfig, raw: DictConfig, inp: EvalInputs, result: dict[str, An
         "param": inp.param,
         "log_target": inp.log_target,
         "ckpts": [str(c) for c in inp.ckpts],
+        "pretrain_seeds": inp.pretrain_seeds,
         "n_valid": len(inp.splits["valid"]),
         "n_test": len(inp.splits["test"]),
         "corruption": inp.corruption,
@@ -81,6 +82,7 @@ def run_regression(raw: DictConfig) -> dict[str, Any]:
         log_target=inp.log_target,
         device=inp.device,
         clamp_margin=cfg.transfer.clamp_margin,
+        encoder_seeds=inp.encoder_seeds(),
     )
     doc, figures = _doc(cfg, raw, inp, result, t0)
     doc["n_labels"] = cfg.regression.n_labels

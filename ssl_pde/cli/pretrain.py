@@ -81,6 +81,7 @@ def export_encoder(model: torch.nn.Module, cfg: DictConfig, path: Path, member: 
     payload: dict[str, Any] = {
         "state_dict": model.encoder.state_dict(),
         "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
+        "seed": int(cfg.seed),  # the pretraining seed: ssl-pde-eval seeds each encoder's cells from it
     }
     if member is None:
         payload.update(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +139,7 @@ class Cell:
     p: int
     d: int
     y_lab: Tensor
+    seed: int = 0
     fitted: dict[str, Fitted] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     embedder: Embedder | None = None
@@ -155,13 +156,15 @@ def fit_cell(
     log_target: bool,
     device: torch.device,
     clamp_margin: float = 0.0,
+    seed_id: int | None = None,
 ) -> Cell:
     """Fit every configured method on the labelled set ``data[0]``; every choice on the valid split
     ``data[1]``; every method's predictions clamped to the labelled range widened by ``clamp_margin``
-    (:func:`~ssl_pde.eval.regression.clamp_range`)."""
+    (:func:`~ssl_pde.eval.regression.clamp_range`). The trained methods (and the random-init control) draw from
+    :func:`cell_seed` of ``seed_id`` (the encoder's pretraining seed; default its position ``p``) and ``d``."""
     lab, valid = data
-    cell = Cell(p, d, lab.y.double())
-    seed = 1_000_003 * p + d
+    seed = cell_seed(p if seed_id is None else seed_id, d)
+    cell = Cell(p, d, lab.y.double(), seed)
     ssl = Embedder(encoder, views, device)
     cell.embedder = ssl
     m, metric = cfg.methods, cfg.select_metric
@@ -196,6 +199,12 @@ def fit_cell(
     return cell
 
 
+def cell_seed(encoder_id: int, draw: int) -> int:
+    """The seed of one cell's trained methods: a function of the encoder's identity (its pretraining seed) and the
+    label draw only, so the same encoder and draw give the same cell whichever runs it is part of."""
+    return 1_000_003 * int(encoder_id) + int(draw)
+
+
 def _short(choice: dict[str, Any]) -> str:
     if "chosen" in choice:
         return f"{choice['chosen']} (valid {choice['valid']:.4g})"
@@ -227,6 +236,7 @@ def evaluate_regression(
     log_target: bool,
     device: torch.device,
     clamp_margin: float = 0.0,
+    encoder_seeds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Every method on every (encoder, label draw) cell; choices on valid; the test split read once at the end.
 
@@ -240,6 +250,9 @@ def evaluate_regression(
         device: where encoders run.
         clamp_margin: every method's predictions are clamped to the labelled range widened by this many widths
             at each end (0: the labelled range; :mod:`ssl_pde.eval.transfer` widens it under extrapolation).
+        encoder_seeds: each encoder's pretraining seed (distinct), from which with the label draw its cells'
+            training is seeded (:func:`cell_seed`): a one-encoder run of seed k then repeats exactly that encoder's
+            cells of a multi-encoder run, and runs can be merged. Default: the encoders' positions.
 
     Returns:
         ``cells`` (per cell: ``p``, ``d``, ``test`` scores per method, ``choices`` with valid scores,
@@ -250,13 +263,16 @@ def evaluate_regression(
     """
     train, valid, test = splits["train"], splits["valid"], splits["test"]
     cfg.check(len(train))
+    ids = list(range(len(encoders))) if encoder_seeds is None else [int(k) for k in encoder_seeds]
+    if len(ids) != len(encoders) or len(set(ids)) != len(ids):
+        raise ValueError(f"encoder_seeds {ids} must be distinct, one per encoder ({len(encoders)})")
     cells: list[Cell] = []
     fit_kw = {"cfg": cfg, "log_target": log_target, "device": device, "clamp_margin": clamp_margin}
     for d in cfg.label_draws:
         lab = train.subset(draw_labels(len(train), cfg.n_labels, int(d)))
         for p, enc in enumerate(encoders):
             log.info("pretraining seed %d of %d, label draw %d: %d labels", p + 1, len(encoders), d, cfg.n_labels)
-            cell = fit_cell(p, int(d), enc, fresh, views, (lab, valid), **fit_kw)
+            cell = fit_cell(p, int(d), enc, fresh, views, (lab, valid), seed_id=ids[p], **fit_kw)
             cells.append(cell)
     metrics = metric_names(train.y, valid.y)  # from the labelled splits: the test targets are read once, later
     test_scores, extras = score_test(cells, test, metrics)  # every choice is made: read the test split once
@@ -281,6 +297,7 @@ def summarise(
             {
                 "pretrain_seed_index": c.p,
                 "label_draw": c.d,
+                "train_seed": c.seed,
                 "test": s,
                 "choices": {
                     "floor": {k: best_constant(k, c.y_lab).tolist() for k in metrics},

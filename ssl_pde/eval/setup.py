@@ -10,12 +10,13 @@ from __future__ import annotations
 import pickle
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import hydra
 import torch
+import yaml
 from torch import nn
 
 from ssl_pde.augment.corrupt import Corruption
@@ -132,6 +133,31 @@ class EvalInputs:
     splits: dict[str, Split]
     corruption: dict[str, Any] | None = None
     transfer: dict[str, Any] | None = None
+    pretrain_seeds: list[int | None] = field(default_factory=list)
+
+    def encoder_seeds(self) -> list[int] | None:
+        """The encoders' pretraining seeds when every one is known and they are distinct (then each encoder's
+        evaluation cells are seeded from its own seed), else None (seeded by position)."""
+        seeds = self.pretrain_seeds
+        if seeds and None not in seeds and len(set(seeds)) == len(seeds):
+            return [int(s) for s in seeds]  # type: ignore[arg-type]
+        return None
+
+
+def pretrain_seed(path: Path, export: dict[str, Any]) -> int | None:
+    """An encoder's pretraining seed: the export's ``seed``, or for exports made before it was stored, the
+    ``seed`` of the pretraining run's ``config.yaml`` beside it; None when neither says."""
+    seed = export.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return seed
+    cfg = Path(path).parent / "config.yaml"
+    if cfg.is_file():
+        try:
+            seed = yaml.safe_load(cfg.read_text()).get("seed")
+        except (yaml.YAMLError, AttributeError, UnicodeDecodeError):
+            return None
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    return None
 
 
 def _setting(exp: dict[str, Any], key: str) -> Any:
@@ -224,4 +250,5 @@ def load_inputs(
         splits=splits,
         corruption=record,
         transfer=moved_record,
+        pretrain_seeds=[pretrain_seed(Path(c), x) for c, (_, x, _) in zip(ckpts, loaded, strict=True)],
     )
