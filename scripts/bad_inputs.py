@@ -114,6 +114,8 @@ def cases(w: Path) -> list[Case]:
         Case("eval", [*ev, f"ckpt={enc}", "corrupt.noise=-1"], "noise", "negative noise level"),
         Case("eval", [*ev, f"ckpt={enc}", "transfer.extrapolate=1.5"], "extrapolate", "extrapolation quantile > 1"),
         Case("eval", [*ev, f"ckpt={enc}", "transfer.resolution=0"], "resolution", "zero resolution factor"),
+        Case("eval", [*ev, f"ckpt={enc}", "eval_crops=[999,1]"], "eval_crops", "more evaluation crops than origins"),
+        Case("eval", [*ev, f"ckpt={enc}", "eval_crops=[2]"], "eval_crops", "evaluation crop grid of one axis"),
         Case("eval", [*ev, f"ckpt={enc}", "regression.finetune.head_init=lp"], "head_init", "unknown head_init"),
         Case("eval", [*ev, f"ckpt={enc}", "regression.finetune.backbone_lr_mult=0"], "backbone_lr_mult", "lr mult 0"),
         Case("verify", ["pde=ns3d"], "unknown pde 'ns3d'", "unknown PDE"),

@@ -49,6 +49,17 @@ class SymmetryViews:
         self.symmetries = [spec.symmetries[n] for n in self.names]
         self.strengths = torch.tensor([float(strengths[n]) for n in self.names], dtype=torch.float64)
 
+    #: Evaluation crops per axis (time, space) whose results an evaluation averages (``ssl-pde-eval eval_crops``);
+    #: (1, 1): the one deterministic crop of :meth:`eval_view`. Only 1D views (:class:`LieViews`) tile.
+    eval_grid: tuple[int, int] = (1, 1)
+
+    def eval_views(self, *args: Tensor) -> list[Tensor]:
+        """The evaluation inputs whose results are averaged: ``[self.eval_view(*args)]`` unless a subclass tiles
+        the trajectory (:attr:`eval_grid`)."""
+        if tuple(self.eval_grid) != (1, 1):
+            raise UserError(f"eval_crops={list(self.eval_grid)}: several evaluation crops apply to 1D views only")
+        return [self.eval_view(*args)]
+
     def _keep_config(self, **config: Any) -> None:
         """Remember the constructor's arguments (for :meth:`without_symmetries`)."""
         self._config = config

@@ -182,15 +182,19 @@ class LieViews(SymmetryViews):
         _, _, up = apply_group_element(self.symmetries, eps, tpre, xpre, upre, self.order, steps=self.steps, **p)
         return up[:, None].float()
 
-    def eval_view(self, u: Tensor, t: Tensor, x: Tensor, length: Tensor) -> Tensor:
-        """Deterministic evaluation input: the central time window, x from the grid origin, no transform.
+    def eval_view(
+        self, u: Tensor, t: Tensor, x: Tensor, length: Tensor, origin: tuple[int, int] | None = None
+    ) -> Tensor:
+        """Deterministic evaluation input: the central time window, x from the grid origin, no transform
+        (``origin``: the crop's first frame and point instead).
 
         Same layout and channels as :meth:`view` (coordinates relative to the crop origin in ``coords``).
         """
         _, nt, nx = u.shape
         if self.crop_t > nt or self.crop_x > nx:
             raise UserError(f"crop ({self.crop_t}, {self.crop_x}) larger than the data ({nt}, {nx})")
-        t0 = (nt - self.crop_t) // 2
+        t0, x0 = ((nt - self.crop_t) // 2, 0) if origin is None else origin
+        u, t, x = u[:, :, x0:], t, x[:, x0:]
         uc = u[:, t0 : t0 + self.crop_t, : self.crop_x]
         if self.mode == "resample":
             return uc[:, None].float()
@@ -202,9 +206,33 @@ class LieViews(SymmetryViews):
             tt, xx = tt + tc[:, :1, None], xx + xc[:, None, :1]
         return torch.stack([tt, xx, uc.double()], dim=1).float()
 
+    def eval_views(self, u: Tensor, t: Tensor, x: Tensor, length: Tensor) -> list[Tensor]:
+        """The evaluation crops of :attr:`eval_grid` (``(n_t, n_x)``), each (B, C, crop_t, crop_x): with one crop
+        per axis :meth:`eval_view`'s, else origins spread evenly over the trajectory (:func:`crop_origins`), every
+        crop inside the grid (none wraps around the period)."""
+        _, nt, nx = u.shape
+        origins = crop_origins(nt, nx, self.crop_t, self.crop_x, self.eval_grid)
+        return [self.eval_view(u, t, x, length, o) for o in origins]
+
     def two_views(self, u: Tensor, t: Tensor, x: Tensor, length: Tensor, generator: torch.Generator, **params):
         """Two independent views ``(v1, v2)``, each (B, C, crop_t, crop_x)."""
         return (self.view(u, t, x, length, generator, **params), self.view(u, t, x, length, generator, **params))
+
+
+def crop_origins(nt: int, nx: int, crop_t: int, crop_x: int, grid: tuple[int, int]) -> list[tuple[int, int]]:
+    """Origins (first frame, first point) of the ``grid = (n_t, n_x)`` evaluation crops of a (nt, nx) trajectory:
+    per axis one crop sits where :meth:`LieViews.eval_view` puts it (central in time, at x = 0), several are spread
+    evenly from the first possible origin to the last (``round(i (n - crop) / (k - 1))``), so together they cover
+    the trajectory; an axis asks for at most as many crops as it has distinct origins."""
+    n_t, n_x = (int(k) for k in grid)
+    for k, n, c, axis in ((n_t, nt, crop_t, "time"), (n_x, nx, crop_x, "space")):
+        if not 1 <= k <= n - c + 1:
+            raise UserError(f"eval_crops={[n_t, n_x]}: {k} crops of {c} in {axis} need 1 to {n - c + 1} ({n} points)")
+
+    def spread(k: int, n: int, c: int, single: int) -> list[int]:
+        return [single] if k == 1 else [round(i * (n - c) / (k - 1)) for i in range(k)]
+
+    return [(a, b) for a in spread(n_t, nt, crop_t, (nt - crop_t) // 2) for b in spread(n_x, nx, crop_x, 0)]
 
 
 def interpolate(

@@ -55,6 +55,7 @@ def _inputs(cfg: EvalConfig) -> EvalInputs:
         eval_window=cfg.eval_window,
         corrupt=cfg.corrupt,
         transfer=cfg.transfer,
+        eval_crops=cfg.eval_crops,
     )
 
 
@@ -111,6 +112,11 @@ def run_timestep(raw: DictConfig) -> dict[str, Any]:
         raise UserError(
             f"{cfg.transfer.words()}: transfer evaluations are supported for task=regression only (a stepper has no "
             "scalar target to extrapolate, and its rollouts are scored on its own grid; docs/evaluation.md)"
+        )
+    if list(cfg.eval_crops) != [1, 1]:
+        raise UserError(
+            f"eval_crops={list(cfg.eval_crops)}: several evaluation crops are supported for task=regression only (a "
+            "stepper is conditioned on the representation of its first window)"
         )
     ts = cfg.timestep
     if ts.arch not in STEPPERS:

@@ -67,7 +67,9 @@ class EvalConfig:
     """``ssl-pde-eval``: ``ckpt`` is one ``encoder.pt`` or a list (one per pretraining seed); ``corrupt``: the
     messy observations every split the evaluation reads is given (:mod:`ssl_pde.augment.corrupt`; clean by
     default, ``task=regression`` only); ``transfer``: the parameter extrapolated beyond the labelled range and the
-    test split's grid changed (:mod:`ssl_pde.eval.transfer`; off by default, ``task=regression`` only)."""
+    test split's grid changed (:mod:`ssl_pde.eval.transfer`; off by default, ``task=regression`` only);
+    ``eval_crops``: ``[n_t, n_x]`` evaluation crops per trajectory whose representations and predictions are
+    averaged (:func:`~ssl_pde.augment.views.crop_origins`; ``[1, 1]``: the one central crop; 1D views only)."""
 
     task: str
     ckpt: Any
@@ -75,6 +77,7 @@ class EvalConfig:
     param: str | None
     log_target: bool | None
     eval_window: str | None
+    eval_crops: list[int]
     device: str
     out_dir: str | None
     regression: RegressionConfig

@@ -79,14 +79,23 @@ def _as_loss(metric: str) -> str:
     return metric if REGRESSION_METRICS[metric][1] else f"-{metric}"
 
 
-@torch.no_grad()
-def embed(encoder: nn.Module, views: Any, s: Split, device: torch.device, batch: int = 256) -> Tensor:
-    """Representations (N, D) float32 of the deterministic evaluation crops, the encoder in eval mode."""
-    encoder.eval()
+def crop_mean(fn: Callable[[Tensor], Tensor], views: Any, s: Split, device: torch.device, batch: int) -> Tensor:
+    """``fn`` of the deterministic evaluation inputs of ``s``, averaged over the views' evaluation crops
+    (``views.eval_views``: one crop unless ``eval_crops`` tiles the trajectory), in batches; (N, ...) on the CPU."""
     out = []
     for i in range(0, len(s), batch):
-        out.append(encoder(views.eval_view(*views.inputs(s.batch(slice(i, i + batch), device)))).float().cpu())
+        args = views.inputs(s.batch(slice(i, i + batch), device))
+        crops = views.eval_views(*args) if hasattr(views, "eval_views") else [views.eval_view(*args)]
+        out.append(torch.stack([fn(v) for v in crops]).mean(0).cpu())
     return torch.cat(out)
+
+
+@torch.no_grad()
+def embed(encoder: nn.Module, views: Any, s: Split, device: torch.device, batch: int = 256) -> Tensor:
+    """Representations (N, D) float32 of the deterministic evaluation crops (their mean over several crops), the
+    encoder in eval mode."""
+    encoder.eval()
+    return crop_mean(lambda v: encoder(v).float(), views, s, device, batch)
 
 
 class Embedder:
@@ -207,12 +216,10 @@ class Regressor(nn.Module):
 
 @torch.no_grad()
 def predict_network(model: Regressor, views: Any, s: Split, device: torch.device, batch: int = 256) -> Tensor:
-    """(N,) float64 standardised predictions from the deterministic evaluation crops."""
+    """(N,) float64 standardised predictions from the deterministic evaluation crops (the mean of the predictions
+    over several crops: with the linear head, the head of the mean representation)."""
     model.eval()
-    out = []
-    for i in range(0, len(s), batch):
-        out.append(model(views.eval_view(*views.inputs(s.batch(slice(i, i + batch), device)))).double().cpu())
-    return torch.cat(out)
+    return crop_mean(lambda v: model(v).double(), views, s, device, batch)
 
 
 TRAIN_INPUTS = ("crops", "lie", "eval")
@@ -267,7 +274,7 @@ PROBE_RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 @torch.no_grad()
-def probe_head(model: Regressor, inputs: Tensor, target: Tensor) -> float:
+def probe_head(model: Regressor, inputs: Tensor | None, target: Tensor, features: Tensor | None = None) -> float:
     """Set ``model.head`` to the ridge regression of ``target`` on ``model.encoder``'s features of ``inputs``.
 
     The "linear probe, then fine-tune" start: fine-tuning then begins from a head that already reads the
@@ -279,12 +286,14 @@ def probe_head(model: Regressor, inputs: Tensor, target: Tensor) -> float:
         model: encoder + linear head; the head is overwritten in place.
         inputs: (N, C, ...) the labelled trajectories' evaluation inputs.
         target: (N,) standardised targets.
+        features: (N, D) the encoder's features of the labelled trajectories instead of ``inputs`` (e.g. averaged
+            over several evaluation crops, :func:`embed`).
 
     Returns:
         The chosen relative ridge strength.
     """
     model.eval()
-    f = model.encoder(inputs).double()  # (N, D)
+    f = (model.encoder(inputs) if features is None else features).double()  # (N, D)
     y = target.double().to(f.device)
     fm, ym = f.mean(0), y.mean()
     fc, yc = f - fm, y - ym
@@ -341,7 +350,7 @@ def fit_network(
         model = Regressor(init()).to(device)
         model.requires_grad_(True)
         if spec.head_init == "probe":
-            probe_head(model, views.eval_view(*views.inputs(lab.batch(slice(0, n), device))), zt)
+            probe_head(model, None, zt, features=embed(model.encoder, views, lab, device).to(device))
         kind = cand["views"]
         train_views = views if kind == "lie" else views.without_symmetries()
         gen = torch.Generator(device=device).manual_seed(seed)

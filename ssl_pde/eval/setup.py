@@ -20,7 +20,7 @@ import yaml
 from torch import nn
 
 from ssl_pde.augment.corrupt import Corruption
-from ssl_pde.augment.views import LieViews
+from ssl_pde.augment.views import LieViews, crop_origins
 from ssl_pde.core.errors import UserError
 from ssl_pde.data.datasets import TrajectoryDataset
 from ssl_pde.eval.data import Split
@@ -144,6 +144,13 @@ class EvalInputs:
         return None
 
 
+def check_eval_grid(views: Any, item_shape: tuple[int, ...]) -> None:
+    """Refuse an ``eval_crops`` grid the views or a trajectory of shape (T, C, X) cannot make (one line)."""
+    if not isinstance(views, LieViews) or len(item_shape) != 3:
+        raise UserError(f"eval_crops={list(views.eval_grid)}: several evaluation crops apply to 1D views only")
+    crop_origins(item_shape[0], item_shape[-1], views.crop_t, views.crop_x, views.eval_grid)
+
+
 def pretrain_seed(path: Path, export: dict[str, Any]) -> int | None:
     """An encoder's pretraining seed: the export's ``seed``, or for exports made before it was stored, the
     ``seed`` of the pretraining run's ``config.yaml`` beside it; None when neither says."""
@@ -176,6 +183,7 @@ def load_inputs(
     extra_params: Sequence[str] = (),
     corrupt: Corruption | None = None,
     transfer: Transfer | None = None,
+    eval_crops: Sequence[int] = (1, 1),
 ) -> EvalInputs:
     """Load every encoder (they must share PDE, dataset, architecture and views: seeds of one pretraining setting)
     and the splits of their dataset under ``data_dir/<dataset>/`` (the PDE's name for exports made before the key
@@ -186,6 +194,9 @@ def load_inputs(
     seed, :meth:`~ssl_pde.augment.corrupt.Corruption.split_seed` of the split's name (so train, valid and test
     draw independently, and a split's draws do not depend on which other splits are read); recorded in
     :attr:`EvalInputs.corruption`.
+
+    ``eval_crops`` (``[n_t, n_x]``): the evaluation crops per trajectory whose results every method averages
+    (:meth:`~ssl_pde.augment.views.LieViews.eval_views`); checked against each split's grid.
 
     ``transfer`` (not plain): after any corruption, the splits are restricted for extrapolation and the test split
     is put on another grid (:func:`~ssl_pde.eval.transfer.apply_transfer`); recorded in
@@ -206,6 +217,9 @@ def load_inputs(
         raise UserError(f"{ckpts[0]} names no probe parameter: set param= (one the data store per trajectory)")
     log_target = bool(exp0.get("probe_log", False)) if log_target is None else bool(log_target)
     views = build_views(exp0, Path(ckpts[0]), eval_window)
+    if len(eval_crops) != 2:
+        raise UserError(f"eval_crops={list(eval_crops)}: give [crops in time, crops in space]")
+    views.eval_grid = (int(eval_crops[0]), int(eval_crops[1]))
     dyn = PDES[pde].dynamics_params if pde in PDES else ()
     names = list(dict.fromkeys([param, *dyn, *extra_params]))
     root = Path(data_dir) / dataset
@@ -217,12 +231,19 @@ def load_inputs(
             f"transfer.resolution={transfer.resolution:g} with corrupt {levels}: a grid change of corrupted data "
             "changes the corruption (coarsening filters noise out); evaluate one at a time"
         )
+    if moved and transfer.resolution is not None and tuple(views.eval_grid) != (1, 1):
+        raise UserError(
+            f"transfer.resolution={transfer.resolution:g} with eval_crops={list(views.eval_grid)}: the crops would "
+            "cover another part of the domain on the new grid; evaluate one at a time"
+        )
     record = {**corrupt.record(), "split_seeds": {}} if messy else None
     splits = {}
     dims, periodic = 1, True
     for s in split_names:
         ds = TrajectoryDataset(root / s, names, preload=True)
         views.check_dataset(ds)
+        if tuple(views.eval_grid) != (1, 1):
+            check_eval_grid(views, tuple(ds.item_shape))
         dims, periodic = ds.n_spatial_dims, "x" in ds.periodic_axes
         if moved:
             transfer.test_points(int(ds.item_shape[-1]), dims, periodic)  # resolution: 1D periodic data only
