@@ -64,6 +64,10 @@ def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
             f = c["test"]["floor"]
             if floors.setdefault(c["label_draw"], f) != f:
                 raise UserError(f"{name}: the floor of label draw {c['label_draw']} differs (other labelled sets)")
+            if "train_seed" not in c and doc.get("merged_from"):
+                raise UserError(
+                    f"{name}: a merged result whose cells do not record their training seeds; merge its parts instead"
+                )
             seed = c.get("train_seed", cell_seed(c["pretrain_seed_index"], c["label_draw"]))
             if seeds.setdefault(seed, name) != name:
                 raise UserError(
@@ -71,7 +75,7 @@ def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
                     f"{seeds[seed]}'s was (runs seeded by encoder position); rerun it with this version of "
                     "ssl-pde-eval, which seeds cells by the encoder's pretraining seed"
                 )
-            cells.append({**c, "pretrain_seed_index": c["pretrain_seed_index"] + offset})
+            cells.append({**c, "pretrain_seed_index": c["pretrain_seed_index"] + offset, "train_seed": seed})
         offset += r["n_pretrain_seeds"]
     result = {**first["result"], "cells": cells, "n_pretrain_seeds": offset}
     n_boot = first["config"]["regression"]["n_boot"]
@@ -79,6 +83,7 @@ def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     return {
         **first,
         "ckpts": ckpts,
+        "pretrain_seeds": [k for d in docs for k in d.get("pretrain_seeds", [None] * len(d["ckpts"]))],
         "result": result,
         "seconds": round(sum(d.get("seconds", 0.0) for d in docs), 1),
         "merged_from": names,

@@ -92,3 +92,27 @@ def test_eval_runs_with_several_crops_and_refuses_bad_grids(cli, burgers_splits,
         assert not out.exists()
     r = cli(eval_main, *small_eval_args(ckpt, root), "task=timestep", "eval_crops=[2,1]", f"out_dir={out}")
     assert r.returncode == 2 and "task=regression only" in r.stderr
+
+
+def test_absolute_coordinates_and_the_eval_training_input_under_several_crops(burgers_splits):
+    """With ``relative_coords=False`` each crop's coordinate channels are the stored t and x at its own cells; the
+    training input ``eval`` draws for each trajectory one of its evaluation crops (both crops of a 2 x 1 grid
+    occur), and the BatchNorm re-estimation pass reads every crop."""
+    from ssl_pde.eval.regression import random_eval_crop, training_inputs
+
+    data, _ = burgers_splits
+    views = LieViews(**{**AUG, "relative_coords": False})
+    views.eval_grid = (2, 2)
+    s = data["train"]
+    u, t, x, length = views.inputs(s.batch(slice(0, len(s)), torch.device("cpu")))
+    origins = crop_origins(u.shape[1], u.shape[2], views.crop_t, views.crop_x, (2, 2))
+    for v, (t0, x0) in zip(views.eval_views(u, t, x, length), origins, strict=True):
+        torch.testing.assert_close(v[:, 0, :, 0], t[:, t0 : t0 + views.crop_t].float())
+        torch.testing.assert_close(v[:, 1, 0, :], x[:, x0 : x0 + views.crop_x].float())
+    views.eval_grid = (2, 1)
+    crops = views.eval_views(u, t, x, length)
+    picked = random_eval_crop(views, (u, t, x, length), torch.Generator().manual_seed(0))
+    which = [next(k for k, c in enumerate(crops) if torch.equal(picked[i], c[i])) for i in range(len(s))]
+    assert set(which) == {0, 1}
+    batches = list(training_inputs(views, "eval", s, torch.device("cpu"), batch=12, seed=0))
+    assert len(batches) == 2 * 2 and torch.equal(torch.cat(batches[0::2]), crops[0])

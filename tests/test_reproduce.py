@@ -272,3 +272,11 @@ def test_merged_one_encoder_runs_equal_the_run_over_all_encoders():
             del c["train_seed"]
     with pytest.raises(UserError, match="b: its cell of label draw 0 was trained from seed 0, as a's was"):
         mod.merge(old, ["a", "b"])
+    again = mod.merge([mod.merge(parts[:2], ["a", "b"]), parts[2]], ["ab", "c"])  # a merged result merges on
+    assert [c["train_seed"] for c in again["result"]["cells"]] == [c["train_seed"] for c in merged["result"]["cells"]]
+    assert again["result"]["comparisons"] == merged["result"]["comparisons"]
+    stale = mod.merge(parts[:2], ["a", "b"])
+    for c in stale["result"]["cells"]:
+        del c["train_seed"]
+    with pytest.raises(UserError, match="ab: a merged result whose cells do not record their training seeds"):
+        mod.merge([stale, parts[2]], ["ab", "c"])

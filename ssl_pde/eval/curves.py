@@ -82,6 +82,7 @@ def probe_curve(
         "pde": inp.pde,
         "param": inp.param,
         "eval_window": getattr(inp.views, "eval_window", None),
+        "eval_crops": list(getattr(inp.views, "eval_grid", (1, 1))),
         "label_draws": list(draws),
         "n_pretrain_seeds": len(inp.encoders),
         "select_metric": select_metric,
@@ -96,7 +97,8 @@ def curve_table(doc: dict[str, Any]) -> str:
     """Markdown: per label count, the probe's and the floor's test MSE and NMSE (mean ± std)."""
     lines = [
         f"{doc['pde']} {doc['param']}: ssl_linear probe of {', '.join(doc['ckpts'])} (eval window: "
-        f"{doc['eval_window']}), ridge strength chosen on valid ({doc['n_valid']}), {doc['n_test']} test "
+        f"{doc['eval_window']}, eval crops: {doc.get('eval_crops', [1, 1])}), ridge strength chosen on valid "
+        f"({doc['n_valid']}), {doc['n_test']} test "
         f"trajectories, {doc['n_pretrain_seeds']} pretraining seed(s) × label draws {doc['label_draws']}",
         "",
         "| labels | valid score (choose settings on it) | SSL + linear, test MSE | floor (best constant), MSE "

@@ -84,8 +84,7 @@ def crop_mean(fn: Callable[[Tensor], Tensor], views: Any, s: Split, device: torc
     (``views.eval_views``: one crop unless ``eval_crops`` tiles the trajectory), in batches; (N, ...) on the CPU."""
     out = []
     for i in range(0, len(s), batch):
-        args = views.inputs(s.batch(slice(i, i + batch), device))
-        crops = views.eval_views(*args) if hasattr(views, "eval_views") else [views.eval_view(*args)]
+        crops = eval_crops(views, *views.inputs(s.batch(slice(i, i + batch), device)))
         out.append(torch.stack([fn(v) for v in crops]).mean(0).cpu())
     return torch.cat(out)
 
@@ -256,17 +255,35 @@ def recalibrate_batchnorm(model: nn.Module, batches: Callable[[], Iterable[Tenso
     model.eval()
 
 
+def eval_crops(views: Any, *args: Tensor) -> list[Tensor]:
+    """The evaluation inputs of one batch: every crop of the views' ``eval_grid`` (one unless ``eval_crops``)."""
+    return views.eval_views(*args) if hasattr(views, "eval_views") else [views.eval_view(*args)]
+
+
+def random_eval_crop(views: Any, args: tuple[Tensor, ...], gen: torch.Generator) -> Tensor:
+    """(B, C, ...): for each trajectory one of its evaluation crops, drawn from ``gen`` (the training input
+    ``eval`` under several evaluation crops: the network trains on the inputs it is scored on)."""
+    crops = eval_crops(views, *args)
+    if len(crops) == 1:
+        return crops[0]
+    pick = torch.randint(len(crops), (crops[0].shape[0],), generator=gen, device=gen.device)
+    return torch.stack(crops)[pick.to(crops[0].device), torch.arange(crops[0].shape[0], device=crops[0].device)]
+
+
 def training_inputs(views: Any, kind: str, s: Split, device: torch.device, batch: int, seed: int) -> Iterator[Tensor]:
     """One pass over ``s`` of the training inputs ``kind`` (:data:`TRAIN_INPUTS`): ``eval`` the deterministic
-    evaluation inputs, ``crops``/``lie`` random views drawn from a generator seeded with ``seed`` (the same views
-    at every call). The pass is cut into ``ceil(len(s) / batch)`` batches of near-equal size: each counts alike
-    in :func:`recalibrate_batchnorm`'s average, and with ``batch >= 3`` none holds a single trajectory (which
-    BatchNorm cannot normalise)."""
+    evaluation inputs (every evaluation crop, one batch per crop), ``crops``/``lie`` random views drawn from a
+    generator seeded with ``seed`` (the same views at every call). The pass is cut into ``ceil(len(s) / batch)``
+    batches of near-equal size: each counts alike in :func:`recalibrate_batchnorm`'s average, and with
+    ``batch >= 3`` none holds a single trajectory (which BatchNorm cannot normalise)."""
     train_views = views if kind == "lie" else views.without_symmetries()
     gen = torch.Generator(device=device).manual_seed(seed)
     for idx in torch.arange(len(s)).tensor_split(max(1, math.ceil(len(s) / batch))):
         b = train_views.inputs(s.batch(idx, device))
-        yield views.eval_view(*b) if kind == "eval" else train_views.view(*b, gen)
+        if kind == "eval":
+            yield from eval_crops(views, *b)
+        else:
+            yield train_views.view(*b, gen)
 
 
 PROBE_RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -360,7 +377,7 @@ def fit_network(
         def loss_fn(_: int) -> Tensor:
             idx = torch.as_tensor(rng.choice(n, bsz, replace=False))
             b = train_views.inputs(lab.batch(idx, device))
-            v = views.eval_view(*b) if kind == "eval" else train_views.view(*b, gen)
+            v = random_eval_crop(views, b, gen) if kind == "eval" else train_views.view(*b, gen)
             return ((model(v) - zt[idx.to(device)]) ** 2).mean()
 
         def valid_fn() -> float:

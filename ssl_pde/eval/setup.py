@@ -161,7 +161,7 @@ def pretrain_seed(path: Path, export: dict[str, Any]) -> int | None:
     if cfg.is_file():
         try:
             seed = yaml.safe_load(cfg.read_text()).get("seed")
-        except (yaml.YAMLError, AttributeError, UnicodeDecodeError):
+        except (yaml.YAMLError, AttributeError, UnicodeDecodeError, OSError):
             return None
         return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     return None
