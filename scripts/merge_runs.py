@@ -30,20 +30,27 @@ from ssl_pde.eval.protocol import cell_seed, summarise_cells
 
 #: Config keys allowed to differ between merged runs.
 FREE_KEYS = ("ckpt", "out_dir", "device", "wandb")
+#: Settings added to ``configs/eval.yaml`` after runs were stored, with the value those runs had in effect.
+LATER_KEYS = {"eval_crops": [1, 1]}
+
+
+def settings(doc: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored evaluation settings without the free keys, older runs given the later keys' defaults."""
+    return {**LATER_KEYS, **{k: v for k, v in doc["config"].items() if k not in FREE_KEYS}}
 
 
 def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     """One results document whose encoders are the runs' encoders in order (see the module docstring)."""
     first = docs[0]
     same = ("task", "pde", "param", "log_target", "n_labels", "n_valid", "n_test", "corruption", "transfer")
-    cfg0 = {k: v for k, v in first["config"].items() if k not in FREE_KEYS}
+    cfg0 = settings(first)
     for doc, name in zip(docs[1:], names[1:], strict=True):
         if doc.get("task") != "regression":
             raise UserError(f"{name}: not a regression run (task {doc.get('task')!r})")
         for k in same:
             if doc.get(k) != first.get(k):
                 raise UserError(f"{name}: {k} {doc.get(k)!r} differs from {names[0]}'s {first.get(k)!r}")
-        cfg = {k: v for k, v in doc["config"].items() if k not in FREE_KEYS}
+        cfg = settings(doc)
         diff = sorted(k for k in set(cfg) | set(cfg0) if cfg.get(k) != cfg0.get(k))
         if diff:
             raise UserError(f"{name}: evaluation settings differ from {names[0]}'s in {', '.join(diff)}")

@@ -272,6 +272,12 @@ def test_merged_one_encoder_runs_equal_the_run_over_all_encoders():
             del c["train_seed"]
     with pytest.raises(UserError, match="b: its cell of label draw 0 was trained from seed 0, as a's was"):
         mod.merge(old, ["a", "b"])
+    newer = _synthetic_run([2], "x")
+    newer["config"]["eval_crops"] = [1, 1]  # a run stored after the key existed merges with older ones
+    assert mod.merge([parts[0], newer], ["a", "b"])["result"]["n_pretrain_seeds"] == 2
+    newer["config"]["eval_crops"] = [3, 1]
+    with pytest.raises(UserError, match="b: evaluation settings differ from a's in eval_crops"):
+        mod.merge([parts[0], newer], ["a", "b"])
     again = mod.merge([mod.merge(parts[:2], ["a", "b"]), parts[2]], ["ab", "c"])  # a merged result merges on
     assert [c["train_seed"] for c in again["result"]["cells"]] == [c["train_seed"] for c in merged["result"]["cells"]]
     assert again["result"]["comparisons"] == merged["result"]["comparisons"]
