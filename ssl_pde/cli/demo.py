@@ -277,6 +277,10 @@ def _print_summary(cfg: DictConfig, doc: dict, summary: dict, out_dir: Path) -> 
     if bounds:
         print("\n" + bounds[0].split(". A bound")[0] + ".")
     print(
+        "These numbers hold at the demo's budget (minutes on a CPU); what longer pretraining and training change "
+        "is measured in docs/burgers-study.md."
+    )
+    print(
         f"\nFigures: {summary['figure']}, {out_dir / 'eval'}/*.png; every number: {out_dir / 'eval' / 'results.md'}\n"
         f"Runs: {out_dir / 'pretrain'} (W&B offline: wandb sync {out_dir}/*/wandb/offline-run-*); "
         f"full log: {out_dir / 'demo.log'}\nDone in {summary['seconds']} s."
