@@ -201,6 +201,43 @@ def ns2d_space_refinement(gen, seeds: np.ndarray, grids: list[int], device: str 
 
 
 @dataclass
+class PrecisionRow:
+    """One right-hand-side precision at the generation grid and step: its error against a float64 run on twice
+    the grid (block-averaged onto the generation cells), its difference from the float64 run on the same grid,
+    the largest stored divergence, and the solve's wall-clock seconds."""
+
+    advection_dtype: str
+    error: float
+    difference_from_float64: float
+    divergence: float
+    seconds: float
+
+
+def ns2d_precision_study(
+    gen, seeds: np.ndarray, device: str = "cpu", dtypes: tuple[str, ...] = ("float64", "float32")
+) -> list[PrecisionRow]:
+    """NS2D total error of each right-hand-side precision (``advection_dtype``) at the generation grid and step,
+    against a float64 run on 2x the grid (internal step halved): does single-precision advection keep the
+    verified accuracy? The reference is independent of the variants (finer grid, double precision)."""
+    params = gen.sample_params(seeds)
+    fine = gen.with_overrides(nx=2 * gen.nx, ny=2 * gen.ny, dt_max=gen.dt_max / 2, advection_dtype="float64")
+    ref = _block_average(fine.solve(fine.sample_params(seeds), device, keep_float64=True)["u"], 2)
+    rows, base = [], None
+    for name in dtypes:
+        g = gen.with_overrides(advection_dtype=name)
+        sync(device)
+        t0 = time.perf_counter()
+        out = g.solve(params, device, keep_float64=True)
+        sync(device)
+        sec = time.perf_counter() - t0
+        u = out["u"]
+        base = u if base is None and name == "float64" else base
+        diff = _rel_l2_t(u, base) if base is not None else math.nan
+        rows.append(PrecisionRow(name, _rel_l2_t(u, ref), diff, float(out["divergence"].max()), sec))
+    return rows
+
+
+@dataclass
 class PhiFlowRow:
     """One grid of the PhiFlow comparison: errors of both solvers against this solver's finer run."""
 

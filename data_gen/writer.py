@@ -75,10 +75,17 @@ class ShardPlan:
     key: str
 
 
+#: Solver settings that choose how a result is computed, not what it is (like the batch size or the device):
+#: left out of :func:`generation_key`, so switching them neither invalidates nor mixes existing shards.
+EXECUTION_KEYS = frozenset({"compile", "poisson_method"})
+
+
 def generation_key(solver_cfg: dict, base_seed: int, split: str, index: int, n: int) -> str:
-    """Hash of everything that determines a shard's content (not the batch size or the device)."""
+    """Hash of everything that determines a shard's content (not the batch size, the device or
+    :data:`EXECUTION_KEYS`)."""
+    solver = {k: v for k, v in solver_cfg.items() if k not in EXECUTION_KEYS}
     blob = json.dumps(
-        {"solver": solver_cfg, "seed": base_seed, "split": split, "index": index, "n": n}, sort_keys=True, default=str
+        {"solver": solver, "seed": base_seed, "split": split, "index": index, "n": n}, sort_keys=True, default=str
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

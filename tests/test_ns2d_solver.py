@@ -71,13 +71,15 @@ def test_dct_matches_scipy_and_inverts():
         torch.testing.assert_close(idct2(dct2(x, dim), dim), x, atol=1e-13, rtol=0)
 
 
-def test_poisson_matches_dense_solve():
+@pytest.mark.parametrize("method", ["matmul", "fft"])
+def test_poisson_matches_dense_solve(method):
     """Reference: numpy least-squares solve of the same Neumann Laplacian assembled densely (zero-mean
-    solution); residual of the DCT solution with the stencil itself at round-off."""
+    solution); residual of the DCT solution with the stencil itself at round-off. Both transforms (dense DCT
+    matrices, FFT of the even extension)."""
     nx, ny, dx, dy = 7, 6, 0.3, 0.45
     f = torch.randn(2, nx, ny, dtype=F64)
     f -= f.mean(dim=(1, 2), keepdim=True)
-    phi = NeumannPoisson(nx, ny, dx, dy).solve(f)
+    phi = NeumannPoisson(nx, ny, dx, dy, method=method).solve(f)
     a = dense_neumann_laplacian(nx, ny, dx, dy)
     for b in range(2):
         ref = np.linalg.lstsq(a, f[b].reshape(-1).numpy(), rcond=None)[0]
@@ -308,8 +310,9 @@ def test_generate_cli_refuses_unstable_step(tmp_path):
 
 
 def test_verify_report_ns2d_tiny():
-    """ssl-pde-verify's ns2d branch at a tiny size: all three tables, third-order time refinement and the
-    divergence at round-off."""
+    """ssl-pde-verify's ns2d branch at a tiny size: all four tables, third-order time refinement, the
+    divergence at round-off, and single-precision fluxes adding far less error than the discretisation's
+    (reference of the precision table: a float64 run on twice the grid)."""
     from data_gen.cli.verify import verify
 
     cfg = compose_cfg(
@@ -318,7 +321,8 @@ def test_verify_report_ns2d_tiny():
             "pde=ns2d",
             "solver.nx=16",
             "solver.ny=16",
-            "studies.ns2d={t_end: 4.0, nt: 3, substeps: [10, 20], grids: [8, 16], n_trajectories: 2, phiflow: null}",
+            "studies.ns2d={t_end: 4.0, nt: 3, substeps: [10, 20], grids: [8, 16], n_trajectories: 2, phiflow: null, "
+            "precision: [float64, float32]}",
             "device=cpu",
         ],
     )
@@ -328,6 +332,11 @@ def test_verify_report_ns2d_tiny():
     assert float(time_rows[0].split("|")[3]) > 2.0  # observed order in time
     div_rows = [ln for ln in report.splitlines() if ln.startswith("| 0 |") or ln.startswith("| 1 |")]
     assert len(div_rows) == 2 and all(float(r.split("|")[2]) < 1e-13 for r in div_rows)
+    prec = {ln.split("|")[1].strip(): ln.split("|") for ln in report.splitlines() if ln.startswith("| float")}
+    e64, e32 = float(prec["float64"][2]), float(prec["float32"][2])
+    assert 0 < e64 and abs(e32 - e64) < 0.01 * e64  # rounding far below the discretisation error
+    assert float(prec["float64"][3]) == 0 and 0 < float(prec["float32"][3]) < 1e-5
+    assert float(prec["float32"][4]) < 1e-13  # the projection stays exact
 
 
 def test_agrees_with_phiflow_under_refinement():

@@ -54,6 +54,10 @@ from data_gen.solvers.mac_grid import (
 
 Tensor = torch.Tensor
 
+#: ``compile=auto`` threshold of :meth:`NS2DGenerator.use_compile` (batch x cells x internal steps): about a
+#: minute of eager stepping on one CPU core.
+COMPILE_MIN_CELL_STEPS = 10**8
+
 
 def noise_modes(max_mode: int, scale: float, length_x: float, length_y: float) -> np.ndarray:
     """Integer wavevectors (M, 2) of the smoke noise: a half plane of ``|m_x|, |m_y| <= max_mode``.
@@ -106,12 +110,22 @@ class NS2DGenerator(TrajectoryGenerator):
         max_cfl: a trajectory whose CFL number (:meth:`NS2DStepper.cfl`) exceeds this is rejected.
         max_abs_limit: a trajectory exceeding this amplitude (any channel) is rejected.
         max_divergence: a trajectory whose stored divergence ``max |D u|`` (MAC, 1/time) exceeds this is rejected.
+        compile: run the internal step through ``torch.compile`` (``true``), eagerly (``false``), or decide by the
+            amount of work (``auto``, :meth:`use_compile`). How the step is computed, not what: the two agree
+            to round-off (tested), and the setting is not part of a shard's generation key.
+        advection_dtype: precision of the right-hand side (advection, viscosity, buoyancy): ``float64`` or
+            ``float32``; the state, the Runge-Kutta combinations and the projection stay float64 either way.
+            Changes the result (at the level measured in docs/data.md), so it is part of the generation key.
+        poisson_method: transforms of the projection (:class:`~data_gen.solvers.mac_grid.NeumannPoisson`):
+            ``auto`` (dense DCT matrices up to 512 cells per axis, else FFTs), ``matmul`` or ``fft``; they agree
+            to round-off, so like ``compile`` it is not part of the generation key.
     """
 
     pde = "ns2d"
     solver_description = (
         "MAC grid, finite-volume advection (kappa=1/3 upwind-biased, Koren-limited smoke), explicit viscosity, "
-        "SSP-RK3 with an exact DCT pressure projection per stage, float64, stored float32"
+        "SSP-RK3 with an exact DCT pressure projection per stage, float64 (right-hand side optionally float32), "
+        "stored float32"
     )
 
     def __init__(
@@ -136,6 +150,9 @@ class NS2DGenerator(TrajectoryGenerator):
         max_cfl: float = 1.0,
         max_abs_limit: float = 100.0,
         max_divergence: float = 1.0e-9,
+        compile: bool | str = "auto",
+        advection_dtype: str = "float64",
+        poisson_method: str = "auto",
     ) -> None:
         self._init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         for name in ("nx", "ny", "nt", "noise_max_mode"):
@@ -165,6 +182,15 @@ class NS2DGenerator(TrajectoryGenerator):
         self.smoke_limiter, self.momentum_limiter = bool(smoke_limiter), bool(momentum_limiter)
         self.max_cfl, self.max_abs_limit = float(max_cfl), float(max_abs_limit)
         self.max_divergence = float(max_divergence)
+        if compile not in (True, False, "auto"):
+            raise ConfigError(f"compile must be true, false or auto, got {compile!r}")
+        self.compile = compile
+        if advection_dtype not in ("float32", "float64"):
+            raise ConfigError(f"advection_dtype must be float32 or float64, got {advection_dtype!r}")
+        self.advection_dtype = advection_dtype
+        if poisson_method not in ("auto", "matmul", "fft"):
+            raise ConfigError(f"poisson_method must be auto, matmul or fft, got {poisson_method!r}")
+        self.poisson_method = poisson_method
         self.dx, self.dy = self.length_x / nx, self.length_y / ny
         self.modes = noise_modes(noise_max_mode, self.noise_scale, self.length_x, self.length_y)
         if len(self.modes) == 0:
@@ -185,6 +211,18 @@ class NS2DGenerator(TrajectoryGenerator):
     def diffusion_number(self, dt: float) -> float:
         """``nu dt (1/dx^2 + 1/dy^2)``; explicit 5-point diffusion under SSP-RK3 is stable below ~0.63."""
         return self.nu * dt * (1 / self.dx**2 + 1 / self.dy**2)
+
+    def use_compile(self, batch: int, steps: int) -> bool:
+        """Whether a solve of ``batch`` trajectories over ``steps`` internal steps runs the compiled step.
+
+        ``compile=auto`` compiles when the eager run would take well over the compiler's one-off cost (tens of
+        seconds on a CPU, seconds once torch's cache holds the graph): at least :data:`COMPILE_MIN_CELL_STEPS`
+        cell-steps (batch x cells x steps; the generation setting's batch of 8 does 5e8), so tests and the
+        preflight's small proxies stay eager.
+        """
+        if self.compile != "auto":
+            return bool(self.compile)
+        return batch * self.nx * self.ny * steps >= COMPILE_MIN_CELL_STEPS
 
     def sampling_doc(self) -> dict[str, str]:
         modes = ";".join(f"{mx},{my}" for mx, my in self.modes)
@@ -293,6 +331,9 @@ class NS2DGenerator(TrajectoryGenerator):
             b,
             smoke_limiter=self.smoke_limiter,
             momentum_limiter=self.momentum_limiter,
+            compile=self.use_compile(nb, n_warm + s_int * (self.nt - 1)),
+            advection_dtype=getattr(torch, self.advection_dtype),
+            poisson_method=self.poisson_method,
         )
         s0 = self.initial_smoke(params, dev)
         st = NSState(
