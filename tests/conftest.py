@@ -142,3 +142,16 @@ def cli(monkeypatch, capsys):
         return CliResult(code, out.out, out.err)
 
     return run
+
+
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` by path (registered in ``sys.modules`` under ``name``, so dataclasses and
+    pickling inside it work)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod

@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_ns2d", ROOT / "scripts" / "bench_ns2d.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_ns2d"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_compulsory_bytes_by_hand():
     """57 float64 field arrays per step (19 per stage, see the docstring's count), for 2 trajectories of 8 x 4."""
-    bench = _load()
+    bench = load_script("bench_ns2d")
     assert bench.ns2d_step_bytes(2, 8, 4) == 57 * 2 * 8 * 4 * 8
 
 
 def test_report_rows_and_fractions(tmp_path):
     """A tiny in-process run: every requested variant has a row with its rate, ratio and triad fraction; the
     numbers in the JSON are consistent with each other (bytes / seconds, ratio to the first row)."""
-    bench = _load()
+    bench = load_script("bench_ns2d")
     argv = ["--device", "cpu", "--threads", "1", "--n-batch", "2", "--ns2d-steps", "2", "--phiflow-steps", "0"]
     argv += ["--variants", "eager-fft", "eager", "--baseline-rev", "", "--ceiling-seconds", "0.3"]
     bench.main([*argv, "--out", str(tmp_path), "--tag", "t"])
@@ -53,7 +45,7 @@ def test_baseline_commit_timed_from_its_own_tree():
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
     if head.returncode != 0:
         pytest.skip("not a git checkout: no commit to export")
-    bench = _load()
+    bench = load_script("bench_ns2d")
     solver = {"nx": 8, "ny": 8, "nt": 2, "t_start": 1.0, "t_end": 2.0, "dt_max": 0.1}
     seeds = np.array([1, 2], dtype=np.int64)
     row = bench.time_baseline("HEAD", solver, seeds, 2, "cpu")

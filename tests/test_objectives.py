@@ -347,6 +347,7 @@ VICREG_METHOD = {
     "probe_log": "${pde.probe_log}",
     "seed": "${seed}",
     "fixed_views": False,
+    "channels_last": True,  # memory layout only (added with the CPU benchmarks)
     "corrupt": {"noise": 0.0, "drop_x": 0.0, "drop_t": 0.0},  # the messy-observations augmentation, off
     "projector": {
         "_target_": "ssl_pde.models.projector.Projector",

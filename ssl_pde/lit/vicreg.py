@@ -63,6 +63,9 @@ class JointEmbeddingModule(L.LightningModule):
         probe_log: probe in log space (viscosity).
         seed: base seed of the views (crop positions, group parameters): step and rank are mixed in.
         fixed_views: reuse the same crops and group elements at every step (``debug=overfit`` only).
+        channels_last: run the encoder's convolutions in channels-last memory layout (encoder and views) on
+            every device: on CUDA the layout of tensor cores, on a CPU 1.2-1.3x the contiguous layout's samples/s
+            for the same arithmetic (``docs/benchmarks/train_cpu.md``).
         corrupt: messy observations as an augmentation (levels ``noise``, ``drop_x``, ``drop_t`` of
             :class:`~ssl_pde.augment.corrupt.Corruption`; None or all 0: off). Each view is built from its own
             corrupted copy of the batch (independent noise, sensor layout and missing frames), drawn from the views'
@@ -83,6 +86,7 @@ class JointEmbeddingModule(L.LightningModule):
         seed: int = 0,
         fixed_views: bool = False,
         corrupt: Mapping[str, float] | None = None,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         # the objective and the corruption (a config node) stay out of the checkpoint's hyperparameters (only plain
@@ -102,17 +106,22 @@ class JointEmbeddingModule(L.LightningModule):
         if not torch.isfinite(u).all():
             bad = batch["index"][~torch.isfinite(u).flatten(1).all(1)].tolist()
             raise DataError(f"non-finite values in the input data (trajectory indices {bad[:8]})")
-        fmt = torch.channels_last if u.is_cuda else torch.contiguous_format
         if self.trainer is not None and self.trainer.training:
             gen = torch.Generator(device=u.device)
             step = 0 if self.hparams.fixed_views else self.global_step
             gen.manual_seed(int(self.hparams.seed) * 1_000_003 + step * 7919 + self.global_rank)
-            batch["views"] = tuple(v.contiguous(memory_format=fmt) for v in self._two_views(batch, args, gen))
+            batch["views"] = tuple(self.laid_out(v) for v in self._two_views(batch, args, gen))
             if self.global_step == 0 and self.global_rank == 0:
                 self._log_view_figure(u, batch["views"])
         else:
-            batch["view"] = self.views.eval_view(*args).contiguous(memory_format=fmt)
+            batch["view"] = self.laid_out(self.views.eval_view(*args))
         return batch
+
+    def laid_out(self, v: Tensor) -> Tensor:
+        """A view (B, C, H, W) in the encoder's memory layout: channels-last when ``channels_last`` (other ranks
+        stay contiguous)."""
+        cl = self.hparams.get("channels_last", True) and v.dim() == 4
+        return v.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
 
     def corrupted_inputs(self, batch: dict[str, Any], generator: torch.Generator) -> tuple[Any, ...]:
         """The views' positional arguments from a copy of ``batch`` whose ``u`` (B, T, C, X[, Y]) is corrupted
@@ -139,7 +148,7 @@ class JointEmbeddingModule(L.LightningModule):
         return v1, v2
 
     def on_fit_start(self) -> None:
-        if self.device.type == "cuda":  # channels-last convolutions (views are made channels-last too)
+        if self.hparams.get("channels_last", True):  # channels-last convolutions (the views are made so too)
             self.encoder.to(memory_format=torch.channels_last)
 
     def _log_view_figure(self, u: Tensor, views: tuple[Tensor, Tensor], n: int = 4) -> None:
@@ -254,7 +263,7 @@ class VICRegModule(JointEmbeddingModule):
 
     Args:
         encoder, projector, views, optimizer: as :class:`JointEmbeddingModule`.
-        weight_decay, warmup_frac, probe_param, probe_log, seed, fixed_views, corrupt: as
+        weight_decay, warmup_frac, probe_param, probe_log, seed, fixed_views, corrupt, channels_last: as
             :class:`JointEmbeddingModule`.
         sim_coeff, std_coeff, cov_coeff: VICReg weights (:class:`~ssl_pde.losses.objectives.VICReg`).
     """
@@ -275,6 +284,7 @@ class VICRegModule(JointEmbeddingModule):
         seed: int = 0,
         fixed_views: bool = False,
         corrupt: Mapping[str, float] | None = None,
+        channels_last: bool = True,
     ) -> None:
         super().__init__(
             encoder,
@@ -289,4 +299,5 @@ class VICRegModule(JointEmbeddingModule):
             seed=seed,
             fixed_views=fixed_views,
             corrupt=corrupt,
+            channels_last=channels_last,
         )
