@@ -46,12 +46,15 @@ from benchlib import (
 
 import ssl_pde.config  # noqa: F401
 
-#: Encoder-step variants: (channels-last layout, bf16 autocast, description).
+#: Encoder-step variants: (channels-last layout, bf16 autocast, description); a ``-compiled`` suffix (not in the
+#: default list: minutes of compilation on a CPU) runs the encoder through ``torch.compile`` (``compile=true``).
 STEP_VARIANTS: dict[str, tuple[bool, bool, str]] = {
     "fp32": (False, False, "float32, contiguous layout (the CPU step of commit 191845d)"),
     "fp32-cl": (True, False, "float32, channels-last"),
     "bf16": (False, True, "bfloat16 autocast, contiguous"),
     "bf16-cl": (True, True, "bfloat16 autocast, channels-last (the CUDA step)"),
+    "fp32-cl-compiled": (True, False, "float32, channels-last, torch.compile of the encoder (`compile=true`)"),
+    "bf16-cl-compiled": (True, True, "bfloat16 autocast, channels-last, torch.compile of the encoder"),
 }
 
 
@@ -180,19 +183,22 @@ def main(argv: list[str] | None = None) -> None:
         layout = torch.channels_last if cl else torch.contiguous_format
         model.load_state_dict(init_state)
         model.encoder.to(memory_format=layout)
+        encoder = torch.compile(model.encoder) if name.endswith("-compiled") else model.encoder
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         v1, v2 = (v.contiguous(memory_format=layout) for v in views_pair)
 
         def step() -> None:
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):  # noqa: B023
-                z1, z2 = model.projector(model.encoder(v1)), model.projector(model.encoder(v2))  # noqa: B023
+                z1, z2 = model.projector(encoder(v1)), model.projector(encoder(v2))  # noqa: B023
             loss = vicreg_loss(z1.float(), z2.float())["loss"]
             opt.zero_grad(set_to_none=True)  # noqa: B023
             loss.backward()
             opt.step()  # noqa: B023
 
+        t_first = time.perf_counter()
         for _ in range(warm):
             step()
+        first = time.perf_counter() - t_first
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -200,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         variants[name] = {
             "samples_per_s": batch / float(np.median(times)),
             "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+            "warmup_seconds": first,
         }
         print(f"    encoder step {name}: {variants[name]['samples_per_s']:.1f} samples/s", flush=True)
     model.encoder.to(memory_format=torch.contiguous_format)

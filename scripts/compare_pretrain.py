@@ -8,8 +8,9 @@ seeds for the same steps, and compare the online probe at the end, its seed-to-s
 Each run is ``ssl-pde-pretrain experiment=<experiment> data.dir=<data> seed=<s> <setting>`` (in this process,
 loggers: CSV only), into ``<work>/<A|B>_s<seed>``. The report gives, per seed, the final ``val/probe_nmse`` (the
 online ridge probe on valid, logged every epoch) and the mean logged ``train/samples_per_s``; then the paired
-difference B - A of the probe over seeds against the seed-to-seed standard deviation (ddof=1) of A. Settings that
-only change how the arithmetic is done (memory layout, fused kernels) should differ by less than that spread.
+difference B - A of the probe over seeds with its 95 % t-interval (ddof=1), and each setting's seed-to-seed
+spread. Settings that only change how the arithmetic is done (memory layout, fused kernels) should leave an
+interval that contains 0.
 Writes ``<out>/pretrain_compare_<tag>.{json,md}``.
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib
 
 import numpy as np
+import scipy.stats
 from benchlib import load_average, machine_info, utc_now, write_report
 
 
@@ -39,7 +41,10 @@ def last_metrics(run_dir: Path) -> dict[str, float]:
 
 
 def run(data: Path, experiment: str, seed: int, setting: list[str], extra: list[str], run_dir: Path) -> dict:
-    """One pretraining run in this process; its final metrics."""
+    """One pretraining run in this process; its final metrics. A finished run (its exported ``encoder.pt``
+    present) is read, not run again, so an interrupted comparison resumes where it stopped."""
+    if (run_dir / "encoder.pt").exists():
+        return last_metrics(run_dir)
     from hydra import compose, initialize_config_dir
 
     from ssl_pde import CONFIG_DIR
@@ -89,12 +94,16 @@ def main(argv: list[str] | None = None) -> None:
     b = np.array([res["B"][s]["probe_nmse"] for s in args.seeds])
     sa = np.array([res["A"][s]["samples_per_s"] for s in args.seeds])
     sb = np.array([res["B"][s]["samples_per_s"] for s in args.seeds])
+    d = b - a
+    half = float(scipy.stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
     summary: dict[str, Any] = {
         "probe_mean_a": float(a.mean()),
         "probe_mean_b": float(b.mean()),
         "probe_seed_std_a": float(a.std(ddof=1)),
-        "probe_mean_paired_difference": float((b - a).mean()),
-        "within_seed_noise": bool(abs((b - a).mean()) <= a.std(ddof=1)),
+        "probe_seed_std_b": float(b.std(ddof=1)),
+        "probe_mean_paired_difference": float(d.mean()),
+        "probe_paired_difference_ci95": [float(d.mean()) - half, float(d.mean()) + half],
+        "within_seed_noise": bool(abs(float(d.mean())) <= half),
         "samples_per_s_ratio_b_over_a": float(sb.mean() / sa.mean()),
     }
     report = {
@@ -124,10 +133,15 @@ def main(argv: list[str] | None = None) -> None:
             for s in args.seeds
         ],
         "",
-        f"Probe: A {summary['probe_mean_a']:.4f}, B {summary['probe_mean_b']:.4f}; mean paired difference B - A "
-        f"{summary['probe_mean_paired_difference']:+.4f} against A's seed-to-seed standard deviation "
-        f"{summary['probe_seed_std_a']:.4f} (ddof=1): "
-        + ("within seed noise." if summary["within_seed_noise"] else "**larger than the seed noise**.")
+        f"Probe: A {summary['probe_mean_a']:.4f} (seed std {summary['probe_seed_std_a']:.4f}), B "
+        f"{summary['probe_mean_b']:.4f} (seed std {summary['probe_seed_std_b']:.4f}, ddof=1); mean paired difference "
+        f"B - A {summary['probe_mean_paired_difference']:+.4f}, 95 % t-interval over seeds "
+        f"[{summary['probe_paired_difference_ci95'][0]:+.4f}, {summary['probe_paired_difference_ci95'][1]:+.4f}]: "
+        + (
+            "contains 0, no difference beyond seed noise."
+            if summary["within_seed_noise"]
+            else "**excludes 0: the setting changes what is learned**."
+        )
         + f" Samples/s B / A: {summary['samples_per_s_ratio_b_over_a']:.2f}x (whole runs, logging and validation "
         "included).",
         "",

@@ -81,6 +81,9 @@ def test_compare_pretrain_report(burgers_data, tmp_path):
     b = np.array([runs["B"][k]["probe_nmse"] for k in ("0", "1")])
     assert {runs[x][k]["steps"] for x in "AB" for k in ("0", "1")} == {runs["A"]["0"]["steps"]}
     assert s["probe_seed_std_a"] == pytest.approx(a.std(ddof=1))
-    assert s["probe_mean_paired_difference"] == pytest.approx((b - a).mean())
-    assert s["within_seed_noise"] == (abs((b - a).mean()) <= a.std(ddof=1))
+    d = b - a
+    assert s["probe_mean_paired_difference"] == pytest.approx(d.mean())
+    half = 12.706 * d.std(ddof=1) / np.sqrt(2)  # t(0.975, 1 degree of freedom)
+    assert s["probe_paired_difference_ci95"] == pytest.approx([d.mean() - half, d.mean() + half], rel=1e-3)
+    assert s["within_seed_noise"] == (abs(d.mean()) <= half)
     assert "| 0 |" in (tmp_path / "pretrain_compare_t.md").read_text()
