@@ -6,9 +6,12 @@ trajectories, float64, CPU or CUDA.
   with ``i`` along x and ``j`` along y.
 * advection in conservative (flux) form with the upwind-biased kappa = 1/3 reconstruction at faces, Koren's
   limiter optional (:func:`upwind_flux`, :func:`smoke_rhs`, :func:`momentum_rhs`).
-* time: SSP-RK3 with a projection after every stage (:class:`NS2DStepper` on :class:`NSState`).
+* time: SSP-RK3 with a projection after every stage (:func:`ssp_rk3_step`, a pure function of tensors;
+  :class:`NS2DStepper` on :class:`NSState` runs it eagerly or through ``torch.compile``).
 * projection: the Neumann Poisson problem ``D G phi = D u`` diagonalised exactly by the 2D DCT-II
-  (:class:`NeumannPoisson`, :func:`project`).
+  (:class:`NeumannPoisson`, :func:`project`): dense orthonormal DCT matrices (four batched matmuls) up to 512
+  cells per axis, FFTs of the even extension beyond.
+* precision: float64 state and projection; the right-hand side optionally float32 (``advection_dtype``).
 """
 
 from __future__ import annotations
