@@ -78,12 +78,19 @@ class ShardPlan:
 #: Solver settings that choose how a result is computed, not what it is (like the batch size or the device):
 #: left out of :func:`generation_key`, so switching them neither invalidates nor mixes existing shards.
 EXECUTION_KEYS = frozenset({"compile", "poisson_method"})
+#: Solver settings added after shards existed, with the value that reproduces the earlier behaviour: at that value
+#: they are left out of :func:`generation_key`, so directories written before the setting existed still resume.
+LATER_KEYS = {"advection_dtype": "float64"}
 
 
 def generation_key(solver_cfg: dict, base_seed: int, split: str, index: int, n: int) -> str:
-    """Hash of everything that determines a shard's content (not the batch size, the device or
-    :data:`EXECUTION_KEYS`)."""
-    solver = {k: v for k, v in solver_cfg.items() if k not in EXECUTION_KEYS}
+    """Hash of everything that determines a shard's content (not the batch size, the device,
+    :data:`EXECUTION_KEYS`, or a :data:`LATER_KEYS` setting at its earlier behaviour)."""
+    solver = {
+        k: v
+        for k, v in solver_cfg.items()
+        if k not in EXECUTION_KEYS and not (k in LATER_KEYS and v == LATER_KEYS[k])
+    }
     blob = json.dumps(
         {"solver": solver, "seed": base_seed, "split": split, "index": index, "n": n}, sort_keys=True, default=str
     )

@@ -114,7 +114,8 @@ def test_compiler_failure_warns_once_and_continues_eagerly(monkeypatch):
 
 def test_compile_auto_decides_by_work_and_is_not_part_of_the_shard_key():
     """``compile=auto`` compiles from COMPILE_MIN_CELL_STEPS cell-steps on; true/false force it; other values are
-    a configuration error. How the step runs is not part of the generation key; the precision is."""
+    a configuration error. How the step runs is not part of the generation key; the precision is, except at its
+    earlier behaviour (float64), so shard directories written before the setting existed still resume."""
     gen = NS2DGenerator(**TINY)
     cells = gen.nx * gen.ny
     assert not gen.use_compile(2, 100)
@@ -129,6 +130,8 @@ def test_compile_auto_decides_by_work_and_is_not_part_of_the_shard_key():
     key = generation_key({**base, "compile": "auto"}, 0, "train", 0, 8)
     assert generation_key({**base, "compile": True}, 0, "train", 0, 8) == key
     assert generation_key({**base, "advection_dtype": "float32"}, 0, "train", 0, 8) != key
+    old = {k: v for k, v in base.items() if k != "advection_dtype"}  # a directory written before the setting
+    assert generation_key(old, 0, "train", 0, 8) == key
 
 
 def test_float32_right_hand_side_keeps_projection_exact_and_differs_by_rounding():
