@@ -3,7 +3,9 @@
 Seeds: trajectory slot ``i`` of shard ``s`` of split ``split`` under base seed ``b`` gets
 ``SeedSequence([b, SPLIT_ID[split], s, i]).generate_state(1, uint64) >> 1``; replacements for rejected
 trajectories continue the index past the shard size. Shards can therefore be made on any machine, in
-any order, and a rerun with the same settings is bit-identical on the same device type.
+any order, and a rerun with the same settings is bit-identical on the same device type and execution path;
+the execution settings left out of the key (:data:`EXECUTION_KEYS`: ns2d's compiled step, its projection's
+transforms) and the batch size change the result only at round-off level.
 
 Atomicity: a shard is written to a temporary file beside its final name, unique to the writing process
 (``shard-NNNNN.h5.tmp.<host>.<pid>``), and renamed when complete (``complete`` is the last attribute
@@ -87,9 +89,7 @@ def generation_key(solver_cfg: dict, base_seed: int, split: str, index: int, n: 
     """Hash of everything that determines a shard's content (not the batch size, the device,
     :data:`EXECUTION_KEYS`, or a :data:`LATER_KEYS` setting at its earlier behaviour)."""
     solver = {
-        k: v
-        for k, v in solver_cfg.items()
-        if k not in EXECUTION_KEYS and not (k in LATER_KEYS and v == LATER_KEYS[k])
+        k: v for k, v in solver_cfg.items() if k not in EXECUTION_KEYS and not (k in LATER_KEYS and v == LATER_KEYS[k])
     }
     blob = json.dumps(
         {"solver": solver, "seed": base_seed, "split": split, "index": index, "n": n}, sort_keys=True, default=str

@@ -193,7 +193,8 @@ def etdrk4_step_bytes(solver_nx: int) -> int:
     such array): the four nonlinear evaluations each read a spectrum and write the grid values (inverse FFT),
     then read those and write a spectrum (forward FFT): 16; the Cox-Matthews combinations read the state and the
     three stage spectra with their four nonlinear terms (8) and the six coefficient arrays (E, E/2, Q, f1, f2,
-    f3), and write the three stages and the new state (4): 18. 34 arrays per step.
+    f3: per trajectory, since the linear operator depends on its viscosity or domain length), and write the three
+    stages and the new state (4): 18. 34 arrays per step.
     """
     return 34 * solver_nx * 8
 

@@ -42,27 +42,24 @@ def last_metrics(run_dir: Path) -> dict[str, float]:
 
 def run(data: Path, experiment: str, seed: int, setting: list[str], extra: list[str], run_dir: Path) -> dict:
     """One pretraining run in this process; its final metrics. A finished run (its exported ``encoder.pt``
-    present) is read, not run again, so an interrupted comparison resumes where it stopped."""
-    if (run_dir / "encoder.pt").exists():
-        return last_metrics(run_dir)
+    present) is read, not run again, so an interrupted comparison resumes where it stopped; one whose saved
+    ``config.yaml`` disagrees with these overrides is refused."""
     from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
     from ssl_pde import CONFIG_DIR
     from ssl_pde.cli.pretrain import pretrain
 
+    overrides = [f"experiment={experiment}", f"data.dir={data}", f"seed={seed}", *extra, *setting]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "pretrain",
-            overrides=[
-                f"experiment={experiment}",
-                f"data.dir={data}",
-                f"seed={seed}",
-                f"run_dir={run_dir}",
-                "logger=csv",
-                *extra,
-                *setting,
-            ],
-        )
+        cfg = compose("pretrain", overrides=[*overrides, f"run_dir={run_dir}", "logger=csv"])
+    if (run_dir / "encoder.pt").exists():
+        saved = OmegaConf.load(run_dir / "config.yaml")
+        keys = [o.split("=", 1)[0].lstrip("+") for o in overrides]
+        differ = [k for k in keys if OmegaConf.select(saved, k) != OmegaConf.select(cfg, k)]
+        if differ or saved.get("name") != cfg.get("name"):
+            raise SystemExit(f"error: {run_dir} was made with other settings ({differ or 'name'}): use another --work")
+        return last_metrics(run_dir)
     pretrain(cfg)
     return last_metrics(run_dir)
 
@@ -90,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[{utc_now()}] {name} seed {seed}: {' '.join(setting)}", flush=True)
             res[name][seed] = run(args.data, args.experiment, seed, setting, args.extra, work / f"{name}_s{seed}")
             print(f"    {res[name][seed]}", flush=True)
+    steps = {r["steps"] for d in res.values() for r in d.values()}
+    if len(steps) != 1:
+        raise SystemExit(f"error: the runs took different numbers of steps ({sorted(steps)}): not comparable")
     a = np.array([res["A"][s]["probe_nmse"] for s in args.seeds])
     b = np.array([res["B"][s]["probe_nmse"] for s in args.seeds])
     sa = np.array([res["A"][s]["samples_per_s"] for s in args.seeds])
@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         f"B - A {summary['probe_mean_paired_difference']:+.4f}, 95 % t-interval over seeds "
         f"[{summary['probe_paired_difference_ci95'][0]:+.4f}, {summary['probe_paired_difference_ci95'][1]:+.4f}]: "
         + (
-            "contains 0, no difference beyond seed noise."
+            f"contains 0: no difference shown over {len(args.seeds)} seeds (the interval's width is the resolution "
+            "of this check)."
             if summary["within_seed_noise"]
             else "**excludes 0: the setting changes what is learned**."
         )

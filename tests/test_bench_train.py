@@ -67,7 +67,8 @@ def test_pretraining_module_layout(channels_last, tmp_path):
 
 def test_compare_pretrain_report(burgers_data, tmp_path):
     """scripts/compare_pretrain.py on tiny data: two settings x two seeds, the same steps for all runs; the summary
-    is computed from the per-seed rows (paired difference, seed spread with ddof=1)."""
+    is computed from the per-seed rows (paired difference, seed spread with ddof=1); a rerun reads the finished
+    runs back, and a run directory made with other settings is refused."""
     import numpy as np
 
     mod = load_script("compare_pretrain")
@@ -87,3 +88,8 @@ def test_compare_pretrain_report(burgers_data, tmp_path):
     assert s["probe_paired_difference_ci95"] == pytest.approx([d.mean() - half, d.mean() + half], rel=1e-3)
     assert s["within_seed_noise"] == (abs(d.mean()) <= half)
     assert "| 0 |" in (tmp_path / "pretrain_compare_t.md").read_text()
+    mod.main(argv)  # rerun: the finished runs are read back, the same summary
+    assert json.loads((tmp_path / "pretrain_compare_t.json").read_text())["summary"] == s
+    swapped = [("method.channels_last=true" if a == "method.channels_last=false" else a) for a in argv]
+    with pytest.raises(SystemExit, match="made with other settings"):
+        mod.main(swapped)

@@ -56,7 +56,8 @@ def test_poisson_methods_agree_and_auto_picks_by_size():
 
 def test_compiled_generation_equals_eager():
     """Reference: the eager step, op by op. ``compile=true`` runs the same SSP-RK3 step through torch.compile:
-    every stored frame and diagnostic agrees to round-off (fused loops may reorder sums)."""
+    every stored frame and diagnostic agrees to round-off (fused loops may reorder sums), for two batch sizes
+    from one compiled graph."""
     gen_e, gen_c = NS2DGenerator(**TINY, compile=False), NS2DGenerator(**TINY, compile=True)
     params = gen_e.sample_params(np.array([3, 4]))
     with warnings.catch_warnings():
@@ -67,6 +68,15 @@ def test_compiled_generation_equals_eager():
     torch.testing.assert_close(out_c["u"], out_e["u"], atol=1e-12, rtol=0)
     for k in ("divergence", "cfl", "smoke_mass_drift"):
         torch.testing.assert_close(out_c[k], out_e[k], atol=1e-12, rtol=1e-9)
+    # another batch size (a shard's last batch, replacements) reuses the graph: the batch dimension is dynamic
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    params3 = gen_e.sample_params(np.array([7, 8, 9]))
+    torch.testing.assert_close(
+        gen_c.solve(params3, keep_float64=True)["u"], gen_e.solve(params3, keep_float64=True)["u"], atol=1e-12, rtol=0
+    )
+    assert counters["stats"]["unique_graphs"] == graphs
 
 
 class _FakeCompilerError(RuntimeError):
@@ -78,7 +88,8 @@ _FakeCompilerError.__module__ = "torch._inductor.exc"
 
 def test_compiler_failure_warns_once_and_continues_eagerly(monkeypatch):
     """Reference: the eager stepper. A compiler failure on the first step becomes one warning and the eager
-    step's result; an ordinary exception (a bug) is not swallowed."""
+    step's result, and later steppers of the process do not try again; an ordinary exception (a bug) is not
+    swallowed."""
 
     def broken_compile(fn, **kwargs):
         def run(*args):
@@ -87,6 +98,7 @@ def test_compiler_failure_warns_once_and_continues_eagerly(monkeypatch):
         return run
 
     monkeypatch.setattr(mac_grid, "_COMPILED_STEP", [])
+    monkeypatch.setattr(mac_grid, "_COMPILE_FAILED", [])
     monkeypatch.setattr(mac_grid.torch, "compile", broken_compile)
     b = torch.tensor([0.3, 0.4], dtype=F64)
     st0 = _state(2, 8, 6)
@@ -99,6 +111,9 @@ def test_compiler_failure_warns_once_and_continues_eagerly(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         stepper.step(out, 0.05)  # no second warning
+        later = NS2DStepper(8, 6, 16.0, 12.0, 0.01, b, compile=True)  # the next batch's stepper: no new attempt
+        torch.testing.assert_close(later.step(st0, 0.05).vx, ref.vx, atol=0, rtol=0)
+        assert not later.compiled
 
     def buggy_compile(fn, **kwargs):
         def run(*args):
@@ -107,6 +122,7 @@ def test_compiler_failure_warns_once_and_continues_eagerly(monkeypatch):
         return run
 
     monkeypatch.setattr(mac_grid, "_COMPILED_STEP", [])
+    monkeypatch.setattr(mac_grid, "_COMPILE_FAILED", [])
     monkeypatch.setattr(mac_grid.torch, "compile", buggy_compile)
     with pytest.raises(ValueError, match="a bug in the step"):
         NS2DStepper(8, 6, 16.0, 12.0, 0.01, b, compile=True).step(st0, 0.05)

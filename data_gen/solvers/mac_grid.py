@@ -56,9 +56,10 @@ def idct2(x: Tensor, dim: int = -1) -> Tensor:
 
 
 #: Largest axis length for which :class:`NeumannPoisson` uses dense DCT matrices by default (``method="auto"``):
-#: on a CPU core the four batched matmuls beat the FFT route about 5x at 128 cells; the matmul's cost grows
-#: as n^3 against the FFT's n^2 log n, so very fine grids go through the FFT.
-MATMUL_DCT_MAX = 512
+#: on a CPU core the four batched matmuls beat the FFT route about 5x at 128 cells; the matmul's cost per cell
+#: grows as n against the FFT's log n, so finer grids go through the FFT (the crossover is measured in
+#: docs/benchmarks/datagen_ns2d_cpu.md).
+MATMUL_DCT_MAX = 256
 
 
 def dct_matrix(n: int, device: torch.device | str = "cpu") -> Tensor:
@@ -134,9 +135,11 @@ def neumann_laplacian(phi: Tensor, dx: float, dy: float) -> Tensor:
 
 
 def _is_compiler_failure(e: BaseException) -> bool:
-    """Whether ``e`` comes from torch's compiler stack (dynamo / inductor / a C++ toolchain), not the model."""
-    mod = type(e).__module__ or ""
-    return mod.startswith(("torch._dynamo", "torch._inductor"))
+    """Whether ``e`` is a failure of torch's compiler backend (inductor, its C++ / Triton toolchain), not of the
+    traced code: dynamo's own errors for a bug in the step (e.g. a shape mismatch) are not."""
+    if type(e).__name__ == "BackendCompilerFailed":
+        return True
+    return (type(e).__module__ or "").startswith("torch._inductor")
 
 
 # ---------------------------------------------------------------------------------------------- MAC operators
@@ -326,14 +329,18 @@ def ssp_rk3_step(
 
 
 #: Compiled :func:`ssp_rk3_step`, made once per process: every stepper shares it, so a new batch (a new stepper)
-#: reuses the graphs compiled for earlier ones with the same settings and shapes instead of compiling again.
+#: reuses the graph compiled for earlier ones with the same settings instead of compiling again. The batch dimension
+#: is marked dynamic (:meth:`NS2DStepper.step`), so the last, smaller batch of a shard and the replacement batches
+#: after rejections reuse it too (a batch of one gets its own graph: torch specialises sizes 0 and 1).
 _COMPILED_STEP: list = []
+#: Set when the compiler failed once in this process: later steppers go straight to the eager step.
+_COMPILE_FAILED: list[str] = []
 
 
 def compiled_ssp_rk3_step():
-    """The process-wide ``torch.compile`` of :func:`ssp_rk3_step` (static shapes)."""
+    """The process-wide ``torch.compile`` of :func:`ssp_rk3_step`."""
     if not _COMPILED_STEP:
-        _COMPILED_STEP.append(torch.compile(ssp_rk3_step, dynamic=False))
+        _COMPILED_STEP.append(torch.compile(ssp_rk3_step, dynamic=None))
     return _COMPILED_STEP[0]
 
 
@@ -342,7 +349,8 @@ class NS2DStepper:
 
     ``advection_dtype=torch.float32`` evaluates the right-hand side (the flux stencils, limiters, viscosity and
     buoyancy) in single precision; the state, the stage combinations and the projection stay float64, so every
-    stage is still divergence-free to double-precision round-off.
+    stage is still divergence-free to double-precision round-off (the smoke's mass, whose fluxes are then summed in
+    single precision, is conserved to about 1e-7 instead of 1e-14).
 
     ``compile=True`` runs :meth:`step` through ``torch.compile`` (:func:`compiled_ssp_rk3_step`: the stencils,
     limiters and stage combinations fuse into a few loops; the transforms stay library calls); the eager code is
@@ -387,16 +395,23 @@ class NS2DStepper:
 
     def step(self, st: NSState, dt: Tensor | float) -> NSState:
         """One SSP-RK3 step of size ``dt`` (scalar or per trajectory (B,)), compiled when asked for."""
+        if self.compiled and _COMPILE_FAILED:
+            self.compiled = False
         if not self.compiled:
             return self.eager_step(st, dt)
+        args = self._args(st, dt)
+        if st.s.shape[0] > 1:
+            for a in args[:5]:  # s, vx, vy, dt, buoyancy: one graph for every batch size
+                torch._dynamo.mark_dynamic(a, 0)
         try:
-            return NSState(*compiled_ssp_rk3_step()(*self._args(st, dt)))
+            return NSState(*compiled_ssp_rk3_step()(*args))
         except Exception as e:  # the compiler itself failed (missing toolchain, unsupported backend)
             if not _is_compiler_failure(e):
                 raise
+            _COMPILE_FAILED.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
             warnings.warn(
-                f"torch.compile of the ns2d step failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                "continuing with the eager step (set solver.compile=false to skip the attempt)",
+                f"torch.compile of the ns2d step failed ({_COMPILE_FAILED[-1]}); continuing with the eager step "
+                "for the rest of this process (set solver.compile=false to skip the attempt)",
                 RuntimeWarning,
                 stacklevel=2,
             )
