@@ -6,8 +6,10 @@ seeds for the same steps, and compare the online probe at the end, its seed-to-s
         --a method.channels_last=false --b method.channels_last=true --out docs/benchmarks --tag channels_last_cpu
 
 Each run is ``ssl-pde-pretrain experiment=<experiment> data.dir=<data> seed=<s> <setting>`` (in this process,
-loggers: CSV only), into ``<work>/<A|B>_s<seed>``. The report gives, per seed, the final ``val/probe_nmse`` (the
-online ridge probe on valid, logged every epoch) and the mean logged ``train/samples_per_s``; then the paired
+loggers: CSV only), into ``<work>/<setting>_s<seed>`` (comparisons sharing a setting and ``--work`` share its runs).
+The report gives, per seed, the final ``val/probe_nmse`` (the online ridge probe on valid, logged every epoch), the
+effective rank of the representation (``val/rankme``: collapse shows as a small rank) and the mean logged
+``train/samples_per_s``; then the paired
 difference B - A of the probe over seeds with its 95 % t-interval (ddof=1), and each setting's seed-to-seed
 spread. Settings that only change how the arithmetic is done (memory layout, fused kernels) should leave an
 interval that contains 0.
@@ -35,9 +37,16 @@ def last_metrics(run_dir: Path) -> dict[str, float]:
     """Final ``val/probe_nmse`` and mean ``train/samples_per_s`` from a run's CSV log (``<run_dir>/csv``)."""
     rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
     probe = [float(r["val/probe_nmse"]) for r in rows if r.get("val/probe_nmse")]
+    rank = [float(r["val/rankme"]) for r in rows if r.get("val/rankme")]
     speed = [float(r["train/samples_per_s"]) for r in rows if r.get("train/samples_per_s")]
     steps = max(int(r["step"]) for r in rows)
-    return {"probe_nmse": probe[-1], "samples_per_s": float(np.mean(speed)), "steps": steps, "epochs": len(probe)}
+    out = {"probe_nmse": probe[-1], "samples_per_s": float(np.mean(speed)), "steps": steps, "epochs": len(probe)}
+    return out | ({"rankme": rank[-1]} if rank else {})
+
+
+def slug(setting: list[str]) -> str:
+    """A directory name for a setting's runs (so that comparisons sharing a setting share its runs)."""
+    return "_".join(setting).replace("/", "-").replace("=", "-").replace("+", "") or "default"
 
 
 def run(data: Path, experiment: str, seed: int, setting: list[str], extra: list[str], run_dir: Path) -> dict:
@@ -85,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:
         for name, setting in (("A", args.a), ("B", args.b)):
             print(f"[{utc_now()}] {name} seed {seed}: {' '.join(setting)}", flush=True)
-            res[name][seed] = run(args.data, args.experiment, seed, setting, args.extra, work / f"{name}_s{seed}")
+            run_dir = work / f"{slug(setting)}_s{seed}"
+            res[name][seed] = run(args.data, args.experiment, seed, setting, args.extra, run_dir)
             print(f"    {res[name][seed]}", flush=True)
     steps = {r["steps"] for d in res.values() for r in d.values()}
     if len(steps) != 1:
@@ -125,10 +135,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{load0} at the start. Same seeds, same steps: the online probe (`val/probe_nmse`, ridge on the frozen "
         "encoder, valid split) after the last epoch, and the mean logged samples/s.",
         "",
-        "| seed | probe NMSE A | probe NMSE B | samples/s A | samples/s B | steps |",
-        "|---|---|---|---|---|---|",
+        "| seed | probe NMSE A | probe NMSE B | effective rank A | effective rank B | samples/s A | samples/s B "
+        "| steps |",
+        "|---|---|---|---|---|---|---|---|",
         *[
             f"| {s} | {res['A'][s]['probe_nmse']:.4f} | {res['B'][s]['probe_nmse']:.4f} | "
+            f"{res['A'][s].get('rankme', float('nan')):.1f} | {res['B'][s].get('rankme', float('nan')):.1f} | "
             f"{res['A'][s]['samples_per_s']:.1f} | {res['B'][s]['samples_per_s']:.1f} | {res['A'][s]['steps']} |"
             for s in args.seeds
         ],
