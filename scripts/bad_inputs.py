@@ -75,6 +75,18 @@ def cases(w: Path) -> list[Case]:
             "an unstable time step",
         ),
         Case("generate", [*gen, "solver.nx=0", f"out_dir={w / 'g'}"], "solver:", "zero grid points"),
+        Case(
+            "generate",
+            ["pde=ns2d", "num_samples=2", "solver.compile=yes", f"out_dir={w / 'g'}"],
+            "compile must be true, false or auto",
+            "ns2d compile not a choice",
+        ),
+        Case(
+            "generate",
+            ["pde=ns2d", "num_samples=2", "solver.advection_dtype=float16", f"out_dir={w / 'g'}"],
+            "advection_dtype must be float32 or float64",
+            "ns2d precision not a choice",
+        ),
         Case("generate", [*gen, "pde=kdv,ks"], "Ambiguous value", "a sweep without -m"),
         Case(
             "generate",
