@@ -61,6 +61,12 @@ def cases(w: Path) -> list[Case]:
         Case("generate", [*gen, "num_samples=0", f"out_dir={w / 'g'}"], "num_samples must be a positive", "zero"),
         Case("generate", [*gen, "shard_size=-4", f"out_dir={w / 'g'}"], "shard_size must be a positive", "negative"),
         Case("generate", [*gen, "batch_size=abc", f"out_dir={w / 'g'}"], "batch_size must be a positive", "a word"),
+        Case(
+            "generate",
+            [*gen, "batch_size={cuda:16}", "device=cpu", f"out_dir={w / 'g'}"],
+            "no entry for device type 'cpu'",
+            "per-device batch without the device",
+        ),
         Case("generate", [*gen, "seed=-1", f"out_dir={w / 'g'}"], "seed must be a non-negative", "negative seed"),
         Case("generate", [*gen, "device=tpu", f"out_dir={w / 'g'}"], "unknown device 'tpu'", "unknown device"),
         Case("generate", [*gen, f"out_dir={w / 'afile'}"], "is a file, not a directory", "out_dir is a file"),

@@ -50,3 +50,45 @@ def test_baseline_commit_timed_from_its_own_tree():
     seeds = np.array([1, 2], dtype=np.int64)
     row = bench.time_baseline("HEAD", solver, seeds, 2, "cpu")
     assert row["commit"] == head.stdout.strip() and row["seconds_per_step"] > 0
+
+
+#: A hand-written stand-in for inductor's CPU wrapper: two inputs of 4 x 4, a fresh buffer, a view of part of it,
+#: a reused buffer, a fused loop called twice and a library matmul.
+WRAPPER = """
+cpp_fused_add_0 = async_compile.cpp_pybinding(['const double*', 'const double*', 'double*'], r'''...''')
+cpp_fused_mul_1 = async_compile.cpp_pybinding(['const double*', 'double*', 'double*'], r'''...''')
+def call(args):
+    arg0_1, arg1_1 = args
+    assert_size_stride(arg0_1, (1, 4, 4), (16, 4, 1))
+    assert_size_stride(arg1_1, (4, 4), (4, 1))
+    buf0 = empty_strided_cpu((1, 4, 4), (16, 4, 1), torch.float64)
+    buf1 = reinterpret_tensor(buf0, (1, 2, 4), (16, 4, 1), 0)  # alias
+    cpp_fused_add_0(arg0_1, arg1_1, buf0)
+    buf2 = buf0; del buf0  # reuse
+    extern_kernels.mm(reinterpret_tensor(arg0_1, (4, 4), (4, 1), 0), arg1_1, out=buf2)
+    cpp_fused_mul_1(buf2, buf1, buf2)
+    cpp_fused_mul_1(buf2, buf1, buf2)
+    return (buf2, )
+"""
+
+
+def test_generated_code_traffic_by_hand():
+    """scripts/ns2d_kernels.py counts, per call of a generated loop, its array arguments' elements (sizes from the
+    inputs' asserts, allocations, views and reuses in program order) and a matmul as three arrays of its output's
+    size. By hand: add 16+16+16 = 48, mm 3 x 16 = 48, mul twice 16+8+16 = 40 each: 176 elements, 11 field arrays of
+    16, against the compulsory 66 for one 4 x 4 trajectory."""
+    kern = load_script("ns2d_kernels")
+    parsed = kern.parse_wrapper(WRAPPER)
+    assert parsed["kernels"] == {"cpp_fused_add_0": 3, "cpp_fused_mul_1": 3} and parsed["unknown"] == []
+    assert [(c["name"], c["elements"]) for c in parsed["calls"]] == [
+        ("cpp_fused_add_0", 48),
+        ("mm", 48),
+        ("cpp_fused_mul_1", 40),
+        ("cpp_fused_mul_1", 40),
+    ]
+    s = kern.summarise(parsed, n=4, batch=1)
+    assert s["loops"]["cpp_fused_mul_1"]["calls"] == 2 and s["loops"]["cpp_fused_mul_1"]["elements"] == 80
+    assert s["array_passes_per_step"] == pytest.approx(176 / 16)
+    assert s["ratio_to_compulsory"] == pytest.approx(176 * 8 / (66 * 16 * 8))
+    broken = kern.parse_wrapper(WRAPPER.replace("    assert_size_stride(arg1_1, (4, 4), (4, 1))\n", ""))
+    assert broken["unknown"] == ["arg1_1"] and kern.summarise(broken, 4, 1)["bytes_per_step"] is None

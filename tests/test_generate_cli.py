@@ -12,10 +12,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 from omegaconf import open_dict
 
-from data_gen.cli.generate import generate, main
+from data_gen.cli.generate import batch_size_for, generate, main
 from data_gen.writer import trajectory_seed
+from ssl_pde.core.errors import UserError
 from ssl_pde.data.schema import list_shards, validate_shard
 from tests.conftest import TINY, compose_cfg, generate_cfg, tiny_overrides
 
@@ -251,3 +253,20 @@ def test_workers_as_a_sweep_and_as_a_slurm_array(tmp_path):
     cfg = compose_cfg("generate", ["hydra/launcher=slurm_generate", "worker=3", "num_workers=16"], hydra=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher") and cfg.hydra.launcher.gpus_per_node == 0
     assert cfg.hydra.sweep.subdir == "worker3"
+
+
+def test_batch_size_per_device_type():
+    """ns2d's default solves one trajectory at a time on a CPU and 16 on a GPU (configs/pde/ns2d.yaml); an integer
+    applies to every device; a mapping without the device's type, or with a bad entry, is refused naming it."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    ns = compose_cfg("generate", ["pde=ns2d"])
+    assert batch_size_for(ns.batch_size, cpu) == 1 and batch_size_for(ns.batch_size, cuda) == 16
+    fixed = compose_cfg("generate", ["pde=ns2d", "batch_size=4"])
+    assert batch_size_for(fixed.batch_size, cpu) == 4 and batch_size_for(fixed.batch_size, cuda) == 4
+    assert batch_size_for(compose_cfg("generate", ["pde=burgers"]).batch_size, cpu) == 512
+    with pytest.raises(UserError, match="no entry for device type 'cuda' \\(it has: cpu\\)"):
+        batch_size_for({"cpu": 1}, cuda)
+    with pytest.raises(UserError, match=r"batch_size\.cpu must be a positive integer, got 0"):
+        batch_size_for({"cpu": 0}, cpu)
+    with pytest.raises(UserError, match="batch_size must be a positive integer, got 'abc'"):
+        batch_size_for("abc", cpu)

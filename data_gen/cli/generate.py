@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
 import numpy as np
+import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -48,6 +50,33 @@ def build_generator(solver_cfg: DictConfig):
         raise
 
 
+def _positive_int(name: str, v) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise UserError(f"{name} must be a positive integer, got {v!r}")
+    return v
+
+
+def batch_size_for(value, device: torch.device) -> int:
+    """The number of trajectories solved at once on ``device``.
+
+    ``value`` is a positive integer, or a mapping from device type to one (``{cpu: 1, cuda: 16}``, the ns2d
+    default): a CPU core runs the ns2d step fastest on one trajectory whose arrays stay in its cache, a GPU needs
+    many to fill it (docs/data.md). The batch does not change which trajectories a shard holds (their seeds come
+    from their indices), so shards resume across devices.
+
+    Raises:
+        UserError: not a positive integer, or a mapping without an entry for ``device``'s type.
+    """
+    if isinstance(value, Mapping | DictConfig):
+        if device.type not in value:
+            raise UserError(
+                f"batch_size has no entry for device type {device.type!r} (it has: {', '.join(map(str, value))}); "
+                f"add one or set batch_size=N"
+            )
+        return _positive_int(f"batch_size.{device.type}", value[device.type])
+    return _positive_int("batch_size", value)
+
+
 def generate(cfg: DictConfig) -> list[Path]:
     """Generate every missing shard of ``cfg.pde.name`` / ``cfg.split``; return the shard paths."""
     pde = cfg.pde.name
@@ -55,10 +84,8 @@ def generate(cfg: DictConfig) -> list[Path]:
         raise UserError(f"unknown pde {pde!r} (choose from: {', '.join(SOLVERS)})")
     if cfg.split not in SPLITS:
         raise UserError(f"unknown split {cfg.split!r} (choose from: {', '.join(SPLITS)})")
-    for name in ("num_samples", "shard_size", "batch_size"):
-        v = cfg[name]
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise UserError(f"{name} must be a positive integer, got {v!r}")
+    for name in ("num_samples", "shard_size"):
+        _positive_int(name, cfg[name])
     if not 0 <= cfg.max_reject_fraction < 1:
         raise UserError(f"max_reject_fraction must lie in [0, 1), got {cfg.max_reject_fraction!r}")
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
@@ -72,6 +99,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     if gen.pde != pde:
         raise UserError(f"solver {cfg.solver._target_} solves {gen.pde!r}, not pde={pde!r}")
     device = resolve_device(cfg.device)
+    batch_size = batch_size_for(cfg.batch_size, device)
     out_dir = Path(cfg.out_dir)
     check_output_dir(out_dir, "out_dir")
     err = estimate_time_error(gen, np.arange(2, dtype=np.int64) + cfg.seed, str(device))
@@ -87,7 +115,9 @@ def generate(cfg: DictConfig) -> list[Path]:
     created = [d for d in (split_dir, *split_dir.parents) if not d.exists()][::-1]  # outermost first
     split_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _generate_shards(cfg, gen, device, out_dir, split_dir, plans, workers=(worker, num_workers))
+        return _generate_shards(
+            cfg, gen, device, out_dir, split_dir, plans, workers=(worker, num_workers), batch_size=batch_size
+        )
     except BaseException:
         for d in reversed(created):  # leave nothing behind that this run created and did not fill
             if d.is_dir() and not any(d.iterdir()):
@@ -96,12 +126,19 @@ def generate(cfg: DictConfig) -> list[Path]:
 
 
 def _generate_shards(
-    cfg: DictConfig, gen, device, out_dir: Path, split_dir: Path, plans: list, workers: tuple[int, int]
+    cfg: DictConfig,
+    gen,
+    device,
+    out_dir: Path,
+    split_dir: Path,
+    plans: list,
+    workers: tuple[int, int],
+    batch_size: int,
 ) -> list[Path]:
     """Write this worker's missing shards, each under a claim; wait for shards other live processes hold.
 
     ``workers``: (this worker, number of workers); the worker takes the shards whose index is its number modulo
-    the number of workers."""
+    the number of workers. ``batch_size``: trajectories solved at once (:func:`batch_size_for`)."""
     pde = cfg.pde.name
     worker, num_workers = workers
     paths = [shard_path(out_dir, pde, cfg.split, plan.index) for plan in plans]
@@ -166,7 +203,7 @@ def _generate_shards(
                         cfg.split,
                         plan.index,
                         plan.n,
-                        cfg.batch_size,
+                        batch_size,
                         device=device,
                         max_reject_fraction=cfg.max_reject_fraction,
                         progress=advance,
