@@ -7,16 +7,18 @@ bandwidth measured in the same run.
 
 ``scripts/bench_ns2d.py`` measures the step against the compulsory traffic fixed before optimising (66 field arrays
 per step, :func:`bench_ns2d.ns2d_step_bytes`). This script reads the code the compiler generated for the step (the
-CPU wrapper inductor writes: its fused C++ loops and the library matmuls between them) and counts, per loop call,
-the array arguments it reads or writes: a loop touches each argument at least once, so their bytes are a lower
-bound of the traffic the generated step moves (a loop that reads an argument twice may get the second read from
-cache). The ratio to the compulsory count says how many more arrays the generated code moves than the step must;
-the bandwidth that traffic reaches, over the triad ceiling, says whether those extra passes are where the time
-goes. Fusion variants set inductor's thresholds for keeping an intermediate in memory instead of recomputing it
-(``realize_reads_threshold`` and its CPU op-count limits): higher values inline more and recompute more.
+CPU wrapper inductor writes: its fused C++ loops and the library calls between them) and counts, per loop call,
+the sizes of the array arguments the loop is handed (a base buffer and a view into it that the loop also receives
+are counted both), and per matmul its operands' and output's sizes (a broadcast operand once). This is not a
+measurement of memory traffic: a loop may touch only part of an argument, read one twice, or find it in cache (at
+128 x 128 one field is 130 KB). It says how many field-sized arrays the generated step passes around compared with
+the 66 it must, and, with the profiler's split of the step time between the loops and the matmuls, where to look.
+Fusion variants set inductor's thresholds for keeping an intermediate in memory instead of recomputing it
+(``realize_reads_threshold`` and its CPU op-count limits): higher values inline more and recompute more. Step times
+are reported as the median and the fastest of interleaved rounds.
 
-The code parsed is inductor's CPU wrapper (``cpp_fused_*`` loops, ``extern_kernels.mm``/``bmm``); on a GPU the loops
-are Triton kernels and the count is reported as unavailable.
+The code parsed is inductor's CPU wrapper (``cpp_fused_*`` loops, ``extern_kernels.*`` calls); on a GPU the loops are
+Triton kernels and the count is reported as unavailable; a wrapper with no loop found is reported as unparsed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,21 +70,33 @@ _SHAPE = re.compile(r"(buf\d+) = (?:empty_strided_cpu|reinterpret_tensor)\((?:\w
 _REUSE = re.compile(r"(buf\d+) = (buf\d+); del")
 _INPUT = re.compile(r"assert_size_stride\((arg\d+_\d+), \(([\d, ]*)\)")
 _CALL = re.compile(r"^\s+(cpp_fused\w*)\(([^)]*)\)", re.M)
-_EXTERN = re.compile(r"^\s+extern_kernels\.(b?mm)\(.*out=(buf\d+)\)", re.M)
+_EXTERN = re.compile(r"^\s+extern_kernels\.(\w+)\((.*)\)\s*$", re.M)
+_VIEW = re.compile(r"reinterpret_tensor\((\w+), \(([\d, ]*)\), \(([\d, ]*)\)(?:, \d+)?\)")
+_NAME = re.compile(r"\b(buf\d+|arg\d+_\d+)\b")
+#: Library calls whose operands and output are counted (the projection's products).
+MATMULS = ("mm", "bmm")
 
 
 def _numel(shape: str) -> int:
     return math.prod(int(v) for v in shape.split(",") if v.strip())
 
 
+def _stored(shape: str, stride: str) -> int:
+    """Elements a view reads: its size without the dimensions it broadcasts (stride 0)."""
+    dims = [int(v) for v in shape.split(",") if v.strip()]
+    steps = [int(v) for v in stride.split(",") if v.strip()]
+    return math.prod(d for d, st in zip(dims, steps, strict=True) if st != 0)
+
+
 def parse_wrapper(code: str) -> dict[str, Any]:
-    """The loops and library calls of inductor's CPU wrapper ``code`` for one call of the compiled function.
+    """The loops and library calls of one inductor CPU wrapper ``code`` (one compiled graph), in call order.
 
     Returns:
-        ``kernels``: name -> number of pointer arguments of its C++ signature; ``calls``: in call order, dicts
-        with ``kind`` (``loop``, ``mm`` or ``bmm``), ``name``, ``arrays`` (the arguments, or for a matmul its two
-        operands and its output, counted as three arrays of the output's size) and ``elements`` (their total
-        element count; None when a size is unknown); ``unknown``: argument names with no recorded size.
+        ``kernels``: name -> number of pointer arguments of its C++ signature; ``calls``: dicts with ``kind``
+        (``loop``, or the library call's name, e.g. ``mm``), ``name``, ``arrays`` (the loop's arguments, or a
+        matmul's operands and output) and ``elements`` (their total size; None when a size is unknown);
+        ``unknown``: argument names with no recorded size and library calls that are not matmuls
+        (``extern:<name>``), whose arrays are not counted.
     """
     kernels = {m.group(1): len([a for a in m.group(2).split(",") if a.strip()]) for m in _KERNEL_DEF.finditer(code)}
     sizes = {m.group(1): _numel(m.group(2)) for m in _INPUT.finditer(code)}
@@ -101,13 +116,27 @@ def parse_wrapper(code: str) -> dict[str, Any]:
             unknown.update(missing)
             total = None if missing else sum(sizes[a] for a in args)
             calls.append({"kind": "loop", "name": m.group(1), "arrays": len(args), "elements": total})
+        elif kind in MATMULS:
+            text = m.group(2)
+            views = [_stored(v.group(2), v.group(3)) for v in _VIEW.finditer(text)]
+            names = _NAME.findall(_VIEW.sub("", text))
+            missing = [a for a in names if a not in sizes]
+            unknown.update(missing)
+            total = None if missing else sum(views) + sum(sizes[a] for a in names)
+            calls.append({"kind": kind, "name": kind, "arrays": len(views) + len(names), "elements": total})
         else:
-            out = m.group(2)
-            total = 3 * sizes[out] if out in sizes else None
-            if out not in sizes:
-                unknown.add(out)
-            calls.append({"kind": kind, "name": kind, "arrays": 3, "elements": total})
+            unknown.add(f"extern:{kind}")
     return {"kernels": kernels, "calls": calls, "unknown": sorted(unknown)}
+
+
+def parse_wrappers(codes: list[str]) -> dict[str, Any]:
+    """:func:`parse_wrapper` of each compiled graph's code (each has its own buffer and input names), joined."""
+    parts = [parse_wrapper(c) for c in codes]
+    return {
+        "kernels": {k: v for p in parts for k, v in p["kernels"].items()},
+        "calls": [c for p in parts for c in p["calls"]],
+        "unknown": sorted({u for p in parts for u in p["unknown"]}),
+    }
 
 
 def _inputs(n: int, batch: int, device: torch.device) -> tuple[NS2DStepper, NSState]:
@@ -137,8 +166,9 @@ def generated_code(st: NS2DStepper, x: NSState, dt: float) -> list[str]:
 def time_variants(
     st: NS2DStepper, x: NSState, dt: float, names: list[str], steps: int, repeat: int, device: torch.device
 ) -> dict[str, Any]:
-    """Per variant: compile seconds, the largest difference from the eager step, and the fastest of ``repeat``
-    rounds of ``steps`` steps (rounds interleaved across variants, so a change of load hits them alike)."""
+    """Per variant: first-call seconds (compilation, or loading torch's cached graph), the largest difference from
+    the eager step, and the median and fastest of ``repeat`` rounds of ``steps`` steps (rounds interleaved across
+    variants, so a change of load hits them alike)."""
     import time
 
     ref = st.eager_step(x, dt)
@@ -164,8 +194,9 @@ def time_variants(
             sync(device)
             rounds[name].append((time.perf_counter() - t0) / steps)
     for name in names:
-        res[name] |= {"seconds_per_step": min(rounds[name]), "rounds": rounds[name]}
-        print(f"  {name}: {res[name]['seconds_per_step'] * 1e3:.3f} ms per step (best of {repeat})", flush=True)
+        med, best = float(np.median(rounds[name])), min(rounds[name])
+        res[name] |= {"seconds_per_step": med, "fastest_seconds_per_step": best, "rounds": rounds[name]}
+        print(f"  {name}: {med * 1e3:.3f} ms per step (median of {repeat}; fastest {best * 1e3:.3f})", flush=True)
     return res
 
 
@@ -226,7 +257,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [
             "## The generated step",
             "",
-            "| loop or library call | kind | calls per step | arrays per call | field arrays moved per step |",
+            "| loop or library call | kind | calls per step | arrays per call | field-sized arrays per step |",
             "|---|---|---|---|---|",
         ]
         field = a["batch"] * a["n"] ** 2
@@ -237,8 +268,8 @@ def markdown(report: dict[str, Any]) -> str:
         per_step = s["array_passes_per_step"]
         lines += [
             "",
-            f"Field arrays moved per step by the generated code (each argument of a loop once, a matmul as its two "
-            f"operands and output): **{fmt(per_step, '.0f')}**, against the compulsory **66** "
+            f"Field-sized arrays the generated step hands its loops and matmuls (argument sizes over one field; not "
+            f"measured traffic): **{fmt(per_step, '.0f')}** per step, against the compulsory **66** "
             f"(`scripts/bench_ns2d.py`): {fmt(s['ratio_to_compulsory'], '.2f')}x. Loops: "
             f"{sum(1 for x in s['loops'].values() if x['kind'] == 'loop')} distinct fused loops.",
             "",
@@ -262,28 +293,26 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "## Fusion settings",
         "",
-        "| variant | inductor options | ms per step | vs default | compulsory GB/s (of triad) | "
-        "generated-code GB/s (of triad) | max diff vs eager |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | inductor options | ms per step, median (fastest) | median time vs default | "
+        "compulsory GB/s at the median (of triad) | max diff vs eager |",
+        "|---|---|---|---|---|---|",
     ]
     base = r["variants"].get("default", {}).get("seconds_per_step")
     tri = report["ceilings"].get("triad_bytes_per_s")
+    compulsory = ns2d_step_bytes(a["batch"], a["n"], a["n"])
     for name, v in r["variants"].items():
         sec = v["seconds_per_step"]
-        comp = s["compulsory_bytes_per_step"] / sec if s else ns2d_step_bytes(a["batch"], a["n"], a["n"]) / sec
-        gen = s["bytes_per_step"] / sec if s and s["bytes_per_step"] and name == "default" else None
+        comp = compulsory / sec
         opts = ", ".join(f"{k}={w}" for k, w in v["options"].items()) or "-"
         lines.append(
-            f"| {name} | {opts} | {sec * 1e3:.3f} | {fmt(base / sec if base else None, '.2f')}x | "
-            f"{comp / 1e9:.2f} ({fmt(100 * (fraction(comp, tri) or float('nan')), '.1f')} %) | "
-            + ("-" if gen is None else f"{gen / 1e9:.2f} ({fmt(100 * (fraction(gen, tri) or float('nan')), '.1f')} %)")
-            + f" | {v['max_diff']:.1e} |"
+            f"| {name} | {opts} | {sec * 1e3:.3f} ({v['fastest_seconds_per_step'] * 1e3:.3f}) | "
+            f"{fmt(sec / base if base else None, '.2f')}x | "
+            f"{comp / 1e9:.2f} ({fmt(100 * (fraction(comp, tri) or float('nan')), '.1f')} %) | {v['max_diff']:.1e} |"
         )
     lines += [
         "",
-        "Generated-code traffic is given for the default variant only (the array count was read from its code). "
-        "Times are the fastest of the interleaved rounds. Each variant's first call compiled it (seconds in the JSON; "
-        "torch's cache across processes makes a repeated run's first calls shorter).",
+        "Times: median and fastest of the interleaved rounds; above 1.00x in the fifth column is slower than the "
+        "default. Each variant's first call compiled it or loaded torch's cached graph (seconds in the JSON).",
         "",
         *rerun_section(report["command"], f"ns2d_kernels_{report['tag']}.json"),
     ]
@@ -318,11 +347,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res: dict[str, Any] = {"load_average_start": load_average()}
     if device.type == "cpu":
         codes = generated_code(st, x, dt)
-        parsed = parse_wrapper("\n".join(codes))
-        res["summary"] = summarise(parsed, args.n, args.batch) if parsed["calls"] else None
+        parsed = parse_wrappers(codes)
+        has_loops = any(c["kind"] == "loop" for c in parsed["calls"])
+        res["summary"] = summarise(parsed, args.n, args.batch) if has_loops else None
         res["unknown_sizes"] = parsed["unknown"]
         if res["summary"] is None:
-            res["code_error"] = "no cpp_fused loops found in the generated code"
+            res["code_error"] = "no cpp_fused loops found in the generated code (another inductor wrapper format?)"
     else:
         res["summary"], res["code_error"] = None, f"the generated code on {device.type} is not a CPU wrapper"
     res["variants"] = time_variants(st, x, dt, args.variants, args.steps, args.repeat, device)

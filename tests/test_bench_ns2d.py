@@ -52,15 +52,16 @@ def test_baseline_commit_timed_from_its_own_tree():
     assert row["commit"] == head.stdout.strip() and row["seconds_per_step"] > 0
 
 
-#: A hand-written stand-in for inductor's CPU wrapper: two inputs of 4 x 4, a fresh buffer, a view of part of it,
-#: a reused buffer, a fused loop called twice and a library matmul.
+#: A hand-written stand-in for inductor's CPU wrapper (the format of torch 2.13's): two inputs, a fresh buffer, a
+#: view of part of it handed to a loop beside its base, a reused buffer, a fused loop called twice, a matmul and a
+#: batched matmul with a broadcast (stride-0) operand.
 WRAPPER = """
 cpp_fused_add_0 = async_compile.cpp_pybinding(['const double*', 'const double*', 'double*'], r'''...''')
 cpp_fused_mul_1 = async_compile.cpp_pybinding(['const double*', 'double*', 'double*'], r'''...''')
 def call(args):
     arg0_1, arg1_1 = args
-    assert_size_stride(arg0_1, (1, 4, 4), (16, 4, 1))
-    assert_size_stride(arg1_1, (4, 4), (4, 1))
+    assert_size_stride(arg0_1, (1, 4, 4), (16, 4, 1), 'input')
+    assert_size_stride(arg1_1, (4, 4), (4, 1), 'input')
     buf0 = empty_strided_cpu((1, 4, 4), (16, 4, 1), torch.float64)
     buf1 = reinterpret_tensor(buf0, (1, 2, 4), (16, 4, 1), 0)  # alias
     cpp_fused_add_0(arg0_1, arg1_1, buf0)
@@ -68,15 +69,20 @@ def call(args):
     extern_kernels.mm(reinterpret_tensor(arg0_1, (4, 4), (4, 1), 0), arg1_1, out=buf2)
     cpp_fused_mul_1(buf2, buf1, buf2)
     cpp_fused_mul_1(buf2, buf1, buf2)
+    buf3 = empty_strided_cpu((2, 4, 4), (16, 4, 1), torch.float64)
+    buf4 = empty_strided_cpu((2, 4, 4), (16, 4, 1), torch.float64)
+    extern_kernels.bmm(reinterpret_tensor(arg1_1, (2, 4, 4), (0, 4, 1), 0), buf3, out=buf4)
     return (buf2, )
 """
 
 
-def test_generated_code_traffic_by_hand():
-    """scripts/ns2d_kernels.py counts, per call of a generated loop, its array arguments' elements (sizes from the
-    inputs' asserts, allocations, views and reuses in program order) and a matmul as three arrays of its output's
-    size. By hand: add 16+16+16 = 48, mm 3 x 16 = 48, mul twice 16+8+16 = 40 each: 176 elements, 11 field arrays of
-    16, against the compulsory 66 for one 4 x 4 trajectory."""
+def test_generated_code_arrays_by_hand():
+    """scripts/ns2d_kernels.py counts, per call of a generated loop, its array arguments' sizes (from the inputs'
+    asserts, allocations, views and reuses in program order; a view handed beside its base counted both), and per
+    matmul its operands and output (a broadcast operand once). By hand: add 16+16+16 = 48, mm 16+16+16 = 48, mul
+    twice 16+8+16 = 40, bmm 16 (the stride-0 operand) + 32 + 32 = 80: 256 elements, 16 arrays of one 4 x 4 field,
+    against the compulsory 66. A library call that is not a matmul, or a name with no size, is listed as unknown
+    and makes the total unknown."""
     kern = load_script("ns2d_kernels")
     parsed = kern.parse_wrapper(WRAPPER)
     assert parsed["kernels"] == {"cpp_fused_add_0": 3, "cpp_fused_mul_1": 3} and parsed["unknown"] == []
@@ -85,10 +91,16 @@ def test_generated_code_traffic_by_hand():
         ("mm", 48),
         ("cpp_fused_mul_1", 40),
         ("cpp_fused_mul_1", 40),
+        ("bmm", 80),
     ]
     s = kern.summarise(parsed, n=4, batch=1)
     assert s["loops"]["cpp_fused_mul_1"]["calls"] == 2 and s["loops"]["cpp_fused_mul_1"]["elements"] == 80
-    assert s["array_passes_per_step"] == pytest.approx(176 / 16)
-    assert s["ratio_to_compulsory"] == pytest.approx(176 * 8 / (66 * 16 * 8))
-    broken = kern.parse_wrapper(WRAPPER.replace("    assert_size_stride(arg1_1, (4, 4), (4, 1))\n", ""))
+    assert s["array_passes_per_step"] == pytest.approx(256 / 16)
+    assert s["ratio_to_compulsory"] == pytest.approx(256 * 8 / (66 * 16 * 8))
+    two = kern.parse_wrappers([WRAPPER, WRAPPER])  # two graphs: each parsed with its own names
+    assert len(two["calls"]) == 10 and kern.summarise(two, 4, 1)["array_passes_per_step"] == pytest.approx(32)
+    addmm = "    extern_kernels.addmm(buf2, buf2, buf2, out=buf2)\n"
+    other = kern.parse_wrapper(WRAPPER.replace("    return", addmm + "    return"))
+    assert other["unknown"] == ["extern:addmm"]
+    broken = kern.parse_wrapper(WRAPPER.replace("    assert_size_stride(arg1_1, (4, 4), (4, 1), 'input')\n", ""))
     assert broken["unknown"] == ["arg1_1"] and kern.summarise(broken, 4, 1)["bytes_per_step"] is None

@@ -264,8 +264,12 @@ def test_batch_size_per_device_type():
     fixed = compose_cfg("generate", ["pde=ns2d", "batch_size=4"])
     assert batch_size_for(fixed.batch_size, cpu) == 4 and batch_size_for(fixed.batch_size, cuda) == 4
     assert batch_size_for(compose_cfg("generate", ["pde=burgers"]).batch_size, cpu) == 512
-    with pytest.raises(UserError, match="no entry for device type 'cuda' \\(it has: cpu\\)"):
+    with pytest.raises(UserError, match=r"no entry for device type 'cuda' \(it has: cpu\); set pde\.batch_size\.cuda"):
         batch_size_for({"cpu": 1}, cuda)
+    with pytest.raises(UserError, match="unknown device types \\['gpu'\\]"):
+        batch_size_for({"cpu": 1, "gpu": 16}, cpu)  # a misspelt key is refused on every device, not only on a GPU
+    on_cpu = compose_cfg("generate", ["pde=ns2d", "pde.batch_size.cpu=2"])  # one entry changed on the command line
+    assert batch_size_for(on_cpu.batch_size, cpu) == 2 and batch_size_for(on_cpu.batch_size, cuda) == 16
     with pytest.raises(UserError, match=r"batch_size\.cpu must be a positive integer, got 0"):
         batch_size_for({"cpu": 0}, cpu)
     with pytest.raises(UserError, match="batch_size must be a positive integer, got 'abc'"):

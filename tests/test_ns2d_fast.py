@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+import hydra
 import numpy as np
 import pytest
 import scipy.fft
@@ -15,6 +16,7 @@ from data_gen.solvers import ConfigError
 from data_gen.solvers.mac_grid import MATMUL_DCT_MAX, NeumannPoisson, NS2DStepper, NSState, dct_matrix, project
 from data_gen.solvers.ns2d import COMPILE_MIN_CELL_STEPS, NS2DGenerator
 from data_gen.writer import generation_key
+from tests.conftest import compose_cfg
 
 F64 = torch.float64
 TINY = dict(nx=16, ny=12, length_y=24.0, nt=3, t_start=1.0, t_end=3.0, dt_max=0.1)
@@ -137,6 +139,8 @@ def test_compile_auto_decides_by_work_and_is_not_part_of_the_shard_key():
     assert not gen.use_compile(2, 100)
     assert gen.use_compile(1, -(-COMPILE_MIN_CELL_STEPS // cells))
     assert NS2DGenerator(**TINY, compile=True).use_compile(1, 1)
+    default = hydra.utils.instantiate(compose_cfg("generate", ["pde=ns2d"]).solver)  # the generation setting:
+    assert default.use_compile(1, default.total_steps(np.array([0])))  # one trajectory (the CPU batch) compiles
     assert not NS2DGenerator(**TINY, compile=False).use_compile(10**6, 10**6)
     with pytest.raises(ConfigError, match="compile must be"):
         NS2DGenerator(**TINY, compile="yes")

@@ -37,6 +37,7 @@ from ssl_pde.data.schema import SPLITS, shard_path
 log = logging.getLogger("ssl_pde.generate")
 RUN_ONLY_KEYS = ("worker", "num_workers", "progress", "device")  # how a run was made, not what it made
 CLAIM_POLL_SECONDS = 0.5
+DEVICE_TYPES = ("cpu", "cuda")  # the keys of a per-device batch_size (the devices resolve_device accepts)
 
 
 def build_generator(solver_cfg: DictConfig):
@@ -68,10 +69,13 @@ def batch_size_for(value, device: torch.device) -> int:
         UserError: not a positive integer, or a mapping without an entry for ``device``'s type.
     """
     if isinstance(value, Mapping | DictConfig):
+        odd = [str(k) for k in value if k not in DEVICE_TYPES]
+        if odd:
+            raise UserError(f"batch_size has entries for unknown device types {odd} (use {', '.join(DEVICE_TYPES)})")
         if device.type not in value:
             raise UserError(
                 f"batch_size has no entry for device type {device.type!r} (it has: {', '.join(map(str, value))}); "
-                f"add one or set batch_size=N"
+                f"set pde.batch_size.{device.type}=N or batch_size=N"
             )
         return _positive_int(f"batch_size.{device.type}", value[device.type])
     return _positive_int("batch_size", value)
@@ -160,6 +164,7 @@ def _generate_shards(
         *(pde, cfg.split, who, total, len(mine), split_dir, device, n_done),
     )
     stored = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in RUN_ONLY_KEYS}
+    stored["batch_size"] = batch_size  # the number used on this device, not a per-device mapping
     config_yaml = OmegaConf.to_yaml(OmegaConf.create(stored))
     t0 = time.perf_counter()
     made_n = 0

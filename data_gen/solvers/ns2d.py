@@ -55,8 +55,8 @@ from data_gen.solvers.mac_grid import (
 Tensor = torch.Tensor
 
 #: ``compile=auto`` threshold of :meth:`NS2DGenerator.use_compile` (batch x cells x internal steps): about a
-#: minute of eager stepping on one CPU core.
-COMPILE_MIN_CELL_STEPS = 10**8
+#: minute of eager stepping on one CPU core, below one trajectory of the generation setting (6.8e7).
+COMPILE_MIN_CELL_STEPS = 5 * 10**7
 
 
 def noise_modes(max_mode: int, scale: float, length_x: float, length_y: float) -> np.ndarray:
@@ -217,8 +217,8 @@ class NS2DGenerator(TrajectoryGenerator):
 
         ``compile=auto`` compiles when the eager run would take well over the compiler's one-off cost (tens of
         seconds on a CPU, seconds once torch's cache holds the graph): at least :data:`COMPILE_MIN_CELL_STEPS`
-        cell-steps (batch x cells x steps; the generation setting's batch of 8 does 5e8), so tests and the
-        preflight's small proxies stay eager.
+        cell-steps (batch x cells x steps; one trajectory of the generation setting, the CPU batch, does 6.8e7), so
+        tests and the preflight's small proxies stay eager.
         """
         if self.compile != "auto":
             return bool(self.compile)
