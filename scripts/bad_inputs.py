@@ -136,6 +136,7 @@ def cases(w: Path) -> list[Case]:
         Case("eval", [*ev, f"ckpt={enc}", "eval_crops=[2]"], "eval_crops", "evaluation crop grid of one axis"),
         Case("eval", [*ev, f"ckpt={enc}", "regression.finetune.head_init=lp"], "head_init", "unknown head_init"),
         Case("eval", [*ev, f"ckpt={enc}", "regression.finetune.backbone_lr_mult=0"], "backbone_lr_mult", "lr mult 0"),
+        Case("eval", [*ev, f"ckpt={enc}", "task=pde_id"], "single-PDE export", "PDE identification of one PDE"),
         Case("verify", ["pde=ns3d"], "unknown pde 'ns3d'", "unknown PDE"),
         Case("import", [f"src={data}", f"out_dir={w / 'im'}"], "format", "no format"),
         Case("import", ["format=zarr", f"src={data}", f"out_dir={w / 'im'}"], "zarr", "unknown format"),

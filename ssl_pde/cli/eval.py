@@ -1,8 +1,9 @@
-"""``ssl-pde-eval task=<regression,timestep> ckpt=PATH``: a thin shell over :mod:`ssl_pde.eval`.
+"""``ssl-pde-eval task=<regression,timestep,pde_id> ckpt=PATH``: a thin shell over :mod:`ssl_pde.eval`.
 
 Parses the config into :class:`~ssl_pde.eval.config.EvalConfig`, loads the encoders and splits
-(:func:`~ssl_pde.eval.setup.load_inputs`), runs the protocol (:func:`~ssl_pde.eval.protocol.evaluate_regression`
-or :func:`~ssl_pde.eval.timestep.evaluate_timestep`), and writes ``results.json``, ``results.md``, figures and
+(:func:`~ssl_pde.eval.setup.load_inputs`), runs the protocol (:func:`~ssl_pde.eval.protocol.evaluate_regression`,
+:func:`~ssl_pde.eval.timestep.evaluate_timestep` or, for a mixed run's exports,
+:func:`~ssl_pde.eval.pde_id.evaluate_pde_id`), and writes ``results.json``, ``results.md``, figures and
 a W&B run (:mod:`ssl_pde.eval.report`) to ``out_dir``.
 """
 
@@ -141,6 +142,49 @@ def run_timestep(raw: DictConfig) -> dict[str, Any]:
     return doc
 
 
+def run_pde_id(raw: DictConfig) -> dict[str, Any]:
+    """PDE identification by each mixed run's encoder (one export of each run in ``ckpt``), beside a random-init
+    control and trivial features, on stored and amplitude-normalised inputs."""
+    from ssl_pde.eval.pde_id import evaluate_pde_id, load_mixed_run, pde_id_table
+
+    t0 = time.perf_counter()
+    cfg = to_eval_config(raw)
+    plain = cfg.corrupt.is_clean and cfg.transfer.is_plain and list(cfg.eval_crops) == [1, 1]
+    if not plain or cfg.param is not None or cfg.eval_window is not None:
+        raise UserError(
+            "task=pde_id reads each PDE's stored splits with its export's own evaluation input: corrupt, transfer, "
+            "eval_crops, param and eval_window stay at their defaults"
+        )
+    if not cfg.pde_id.normalise:
+        raise UserError("pde_id.normalise is empty: give [false], [true] or [false, true]")
+    out = _out(cfg)
+    device = resolve_device(cfg.device)
+    runs, encoders, seeds = [], [], []
+    for c in cfg.ckpts:
+        members, enc, fresh, seed = load_mixed_run(Path(c), Path(cfg.data.dir), device)
+        pdes = [m.pde for m in members]
+        if runs and pdes != [m.pde for m in runs[0]]:
+            raise UserError(f"{c}: its run mixed {pdes}, {cfg.ckpts[0]}'s {[m.pde for m in runs[0]]}")
+        runs.append(members)
+        encoders.append(enc)
+        seeds.append(len(seeds) if seed is None else seed)
+    result = evaluate_pde_id(runs, encoders, fresh, cfg.pde_id, device, seeds)
+    doc = {
+        "task": cfg.task,
+        "pdes": result["pdes"],
+        "ckpts": list(cfg.ckpts),
+        "pretrain_seeds": seeds,
+        "result": result,
+        "config": OmegaConf.to_container(raw, resolve=True),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    fig = report.pde_id_plot(out / "pde_id.png", result)
+    title = f"PDE identification: {', '.join(result['pdes'])}"
+    report.write_results(out, doc, title, pde_id_table(result), [fig], cfg.wandb)
+    return doc
+
+
 def _messy(cfg: EvalConfig) -> str:
     """The corruption settings in words, e.g. ``corrupt noise=0.05 drop_x=0.3 seed=0``."""
     c = cfg.corrupt
@@ -172,7 +216,7 @@ def _out(cfg: EvalConfig) -> Path:
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:
     """Dispatch on ``cfg.task``."""
-    tasks = {"regression": run_regression, "timestep": run_timestep}
+    tasks = {"regression": run_regression, "timestep": run_timestep, "pde_id": run_pde_id}
     if cfg.task not in tasks:
         raise UserError(f"unknown task {cfg.task!r} (available: {', '.join(tasks)})")
     return tasks[cfg.task](cfg)

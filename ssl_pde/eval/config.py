@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ssl_pde.augment.corrupt import Corruption
 from ssl_pde.core.errors import UserError
+from ssl_pde.eval.pde_id import PdeIdConfig
 from ssl_pde.eval.protocol import RegressionConfig
 from ssl_pde.eval.train import Search
 from ssl_pde.eval.transfer import Transfer
@@ -82,6 +83,7 @@ class EvalConfig:
     out_dir: str | None
     regression: RegressionConfig
     timestep: TimestepConfig
+    pde_id: PdeIdConfig
     wandb: WandbConfig
     corrupt: Corruption
     transfer: Transfer

@@ -191,6 +191,46 @@ def comparison_plot(path: Path, result: dict[str, Any]) -> Path:
     return path
 
 
+def pde_id_plot(path: Path, result: dict[str, Any]) -> Path:
+    """Left: test accuracy of each feature set on each kind of input (per pretraining seed: dots; mean: bar), the
+    majority-class floor dashed. Right: the SSL representation's confusion matrix (first seed) on the last kind of
+    input (amplitude-normalised when measured)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(result["rows"].items())
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 0.5 * len(rows) + 2.2), constrained_layout=True)
+    for i, (_, r) in enumerate(rows):
+        accs = [c["accuracy"] for c in r["seeds"]]
+        color = {"ssl": "C0", "random_init": "C7", "trivial": "C1"}[r["features"]]
+        a.barh(i, float(np.mean(accs)), color=color, alpha=0.5 if r["inputs"] == "stored" else 0.85)
+        a.plot(accs, [i] * len(accs), "k.", ms=5)
+    a.axvline(result["floor"], color="C3", ls="--", label="majority class (floor)")
+    names = {"ssl": "SSL", "random_init": "random init", "trivial": "trivial features"}
+    a.set(
+        yticks=range(len(rows)),
+        yticklabels=[f"{names[r['features']]}, {r['inputs']}" for _, r in rows],
+        xlabel="test accuracy",
+        xlim=(0, 1.02),
+    )
+    a.invert_yaxis()
+    a.legend(fontsize=8, loc="lower right")
+    last = [r for _, r in rows if r["features"] == "ssl"][-1]
+    conf = np.array(last["seeds"][0]["confusion"], dtype=float)
+    frac = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
+    b.imshow(frac, vmin=0, vmax=1, cmap="Blues")
+    for (i, j), v in np.ndenumerate(conf):
+        b.text(j, i, f"{int(v)}", ha="center", va="center", color="white" if frac[i, j] > 0.5 else "black")
+    k = len(result["pdes"])
+    b.set(xticks=range(k), yticks=range(k), xticklabels=result["pdes"], yticklabels=result["pdes"])
+    b.set(xlabel="predicted", ylabel="true", title=f"SSL, {last['inputs']} inputs (first seed)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_results(out: Path, doc: dict[str, Any], title: str, table: str, figures: list[Path], wandb_cfg: Any) -> None:
     """results.json, results.md, the table and paths on stdout, and (when enabled) a W&B run."""
     out.mkdir(parents=True, exist_ok=True)
