@@ -17,7 +17,6 @@ the level of the one corruption that varies across the files. Prints Markdown; w
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,35 +24,22 @@ import numpy as np
 
 from ssl_pde.core.cli import fail
 from ssl_pde.core.errors import UserError
+from ssl_pde.eval.pairs import METHODS, check_same_labels, load_results, score_grid
 from ssl_pde.eval.stats import NO_DIFFERENCE, ratio_interval
 from ssl_pde.metrics import REGRESSION_METRICS
 
 KINDS = ("noise", "drop_x", "drop_t")
-#: Methods in table order (the floor does not read the observations: it is left out).
-METHODS = ("ssl_linear", "ssl_mlp", "ssl_finetune", "random_init", "supervised")
 
 
 def load(path: Path) -> dict[str, Any]:
     """A regression ``results.json`` of ``ssl-pde-eval``; a UserError names the file otherwise."""
-    try:
-        doc = json.loads(Path(path).read_text())
-        if doc["task"] != "regression":
-            raise UserError(f"{path}: task={doc['task']}, corruption tables compare regression results")
-        if not isinstance(doc["result"]["cells"], list) or not doc["result"]["cells"]:
-            raise KeyError("result.cells")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{path}: not a results.json of ssl-pde-eval ({type(e).__name__}: {e})") from None
-    return doc
+    return load_results(path, "corruption tables")
 
 
 def levels(doc: dict[str, Any]) -> dict[str, float]:
     """The corruption levels an evaluation ran with (files from before the option: clean)."""
     c = (doc.get("config") or {}).get("corrupt") or {}
     return {k: float(c.get(k, 0.0)) for k in KINDS}
-
-
-def _cells(doc: dict[str, Any]) -> dict[tuple[int, int], dict[str, Any]]:
-    return {(int(c["pretrain_seed_index"]), int(c["label_draw"])): c for c in doc["result"]["cells"]}
 
 
 def check_paired(clean: dict[str, Any], other: dict[str, Any], name: str) -> None:
@@ -63,30 +49,7 @@ def check_paired(clean: dict[str, Any], other: dict[str, Any], name: str) -> Non
         raise UserError(f"the clean file was evaluated with corrupt {levels(clean)}; give the clean evaluation first")
     if not any(levels(other).values()):
         raise UserError(f"{name}: evaluated without corruption; nothing to compare")
-    for key in ("ckpts", "n_labels", "pde", "param"):
-        if clean.get(key) != other.get(key):
-            raise UserError(f"{name}: its {key} {other.get(key)!r} differs from the clean file's {clean.get(key)!r}")
-    for key in ("label_draws", "n_pretrain_seeds", "select_metric"):
-        if clean["result"].get(key) != other["result"].get(key):
-            raise UserError(f"{name}: its {key} differs from the clean file's")
-    a, b = _cells(clean), _cells(other)
-    if set(a) != set(b):
-        raise UserError(f"{name}: its (pretraining seed, label draw) cells differ from the clean file's")
-    for k in a:  # the floor is fitted on the drawn labels alone: equal floors, equal labelled sets
-        fa, fb = a[k].get("choices", {}).get("floor"), b[k].get("choices", {}).get("floor")
-        if fa != fb:
-            raise UserError(f"{name}: cell {k} has other labelled targets than the clean file's (another label draw)")
-
-
-def grid(doc: dict[str, Any], method: str, metric: str) -> np.ndarray:
-    """(P, D) test scores of ``method`` over (pretraining seed index, label draw), draws in the file's order."""
-    draws = list(doc["result"]["label_draws"])
-    g = np.full((int(doc["result"]["n_pretrain_seeds"]), len(draws)), np.nan)
-    for c in doc["result"]["cells"]:
-        g[int(c["pretrain_seed_index"]), draws.index(c["label_draw"])] = c["test"][method][metric]
-    if np.isnan(g).any():
-        raise UserError(f"{method}: some cells have no {metric} score")
-    return g
+    check_same_labels(clean, other, name, ("ckpts", "n_labels", "pde", "param"))
 
 
 def _verdict(low: float, high: float, above: str, below: str) -> str:
@@ -102,7 +65,7 @@ def compare(clean: dict[str, Any], other: dict[str, Any], metric: str = "nmse", 
     methods = [m for m in METHODS if m in present]
     ratios, grids = {}, {}
     for m in methods:
-        g0, g1 = grid(clean, m, metric), grid(other, m, metric)
+        g0, g1 = score_grid(clean, m, metric), score_grid(other, m, metric)
         r = ratio_interval(g1, g0, n_boot=n_boot)  # corrupted / clean
         grids[m] = g1 / g0
         ratios[m] = {
@@ -184,7 +147,7 @@ def figure(path: Path, clean: dict[str, Any], others: list[dict[str, Any]], metr
     fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
     for m in METHODS:
         if all(m in d["result"]["cells"][0]["test"] for d in docs):
-            gs = [grid(d, m, metric) for d in docs]
+            gs = [score_grid(d, m, metric) for d in docs]
             mid = [float(np.exp(np.log(g).mean())) for g in gs]
             (line,) = ax.plot(x, mid, marker="o", label=m)
             ax.fill_between(x, [g.min() for g in gs], [g.max() for g in gs], color=line.get_color(), alpha=0.12)
