@@ -33,7 +33,7 @@ from ssl_pde.metrics import REGRESSION_METRICS
 
 #: Stored settings that must agree (everything an evaluation is but its encoders, output and device).
 SAME = ("pde", "param", "n_labels", "log_target", "n_valid", "n_test", "corruption", "transfer")
-IGNORED_CONFIG = ("ckpt", "out_dir", "device", "wandb")
+IGNORED_CONFIG = ("ckpt", "out_dir", "device", "wandb", "pde_id")  # pde_id: read by task=pde_id only
 
 
 def check_comparable(a: dict[str, Any], b: dict[str, Any], name: str) -> None:

@@ -28,8 +28,9 @@ from ssl_pde.core.errors import UserError
 from ssl_pde.eval import report
 from ssl_pde.eval.protocol import cell_seed, summarise_cells
 
-#: Config keys allowed to differ between merged runs.
-FREE_KEYS = ("ckpt", "out_dir", "device", "wandb")
+#: Config keys allowed to differ between merged runs (``pde_id``: read by ``task=pde_id`` only, and absent from
+#: runs stored before it existed).
+FREE_KEYS = ("ckpt", "out_dir", "device", "wandb", "pde_id")
 #: Settings added to ``configs/eval.yaml`` after runs were stored, with the value those runs had in effect.
 LATER_KEYS = {"eval_crops": [1, 1]}
 

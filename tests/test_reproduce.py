@@ -278,6 +278,9 @@ def test_merged_one_encoder_runs_equal_the_run_over_all_encoders():
     newer["config"]["eval_crops"] = [3, 1]
     with pytest.raises(UserError, match="b: evaluation settings differ from a's in eval_crops"):
         mod.merge([parts[0], newer], ["a", "b"])
+    with_id = _synthetic_run([2], "x")
+    with_id["config"]["pde_id"] = {"normalise": [False, True], "n_boot": 10}  # a section regression never reads
+    assert mod.merge([parts[0], with_id], ["a", "b"])["result"]["n_pretrain_seeds"] == 2
     again = mod.merge([mod.merge(parts[:2], ["a", "b"]), parts[2]], ["ab", "c"])  # a merged result merges on
     assert [c["train_seed"] for c in again["result"]["cells"]] == [c["train_seed"] for c in merged["result"]["cells"]]
     assert again["result"]["comparisons"] == merged["result"]["comparisons"]
