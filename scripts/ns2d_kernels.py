@@ -311,8 +311,9 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Times: median and fastest of the interleaved rounds; above 1.00x in the fifth column is slower than the "
-        "default. Each variant's first call compiled it or loaded torch's cached graph (seconds in the JSON).",
+        "Times: median and fastest of the interleaved rounds; above 1.00x in the 'median time vs default' column is "
+        "slower than the default. Each variant's first call compiled it or loaded torch's cached graph (seconds in the "
+        "JSON).",
         "",
         *rerun_section(report["command"], f"ns2d_kernels_{report['tag']}.json"),
     ]
