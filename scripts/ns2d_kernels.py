@@ -164,7 +164,7 @@ def generated_code(st: NS2DStepper, x: NSState, dt: float) -> list[str]:
 
 
 def time_variants(
-    st: NS2DStepper, x: NSState, dt: float, names: list[str], steps: int, repeat: int, device: torch.device
+    st: NS2DStepper, x: NSState, dt: float, names: list[str], *, steps: int, repeat: int, device: torch.device
 ) -> dict[str, Any]:
     """Per variant: first-call seconds (compilation, or loading torch's cached graph), the largest difference from
     the eager step, and the median and fastest of ``repeat`` rounds of ``steps`` steps (rounds interleaved across
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             res["code_error"] = "no cpp_fused loops found in the generated code (another inductor wrapper format?)"
     else:
         res["summary"], res["code_error"] = None, f"the generated code on {device.type} is not a CPU wrapper"
-    res["variants"] = time_variants(st, x, dt, args.variants, args.steps, args.repeat, device)
+    res["variants"] = time_variants(st, x, dt, args.variants, steps=args.steps, repeat=args.repeat, device=device)
     if device.type == "cpu":
         res["profile"] = profile_split(st, x, dt, args.steps)
         res["profile"]["matmul_flops_per_step"] = 24 * args.batch * args.n**3  # 12 products of n x n matrices
