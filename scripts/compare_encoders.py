@@ -27,21 +27,15 @@ import numpy as np
 
 from ssl_pde.core.cli import fail
 from ssl_pde.core.errors import UserError
-from ssl_pde.eval.pairs import METHODS, check_same_labels, load_results, score_grid
+from ssl_pde.eval.pairs import METHODS, SAME_EVALUATION, check_same_labels, load_results, score_grid, settings_diff
 from ssl_pde.eval.stats import NO_DIFFERENCE, ratio_interval
 from ssl_pde.metrics import REGRESSION_METRICS
-
-#: Stored settings that must agree (everything an evaluation is but its encoders, output and device).
-SAME = ("pde", "param", "n_labels", "log_target", "n_valid", "n_test", "corruption", "transfer")
-IGNORED_CONFIG = ("ckpt", "out_dir", "device", "wandb", "pde_id")  # pde_id: read by task=pde_id only
 
 
 def check_comparable(a: dict[str, Any], b: dict[str, Any], name: str) -> None:
     """Refuse ``b`` unless it is ``a``'s evaluation (settings, labelled sets, cells) of other encoders."""
-    check_same_labels(a, b, name, SAME)
-    ca = {k: v for k, v in (a.get("config") or {}).items() if k not in IGNORED_CONFIG}
-    cb = {k: v for k, v in (b.get("config") or {}).items() if k not in IGNORED_CONFIG}
-    diff = sorted(k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k))
+    check_same_labels(a, b, name, SAME_EVALUATION)
+    diff = settings_diff(a, b)
     if diff:
         raise UserError(f"{name}: its evaluation settings differ from the first file's in {diff}")
 

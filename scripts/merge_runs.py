@@ -26,33 +26,21 @@ from typing import Any
 from ssl_pde.core.cli import fail
 from ssl_pde.core.errors import UserError
 from ssl_pde.eval import report
+from ssl_pde.eval.pairs import SAME_EVALUATION, settings_diff
 from ssl_pde.eval.protocol import cell_seed, summarise_cells
-
-#: Config keys allowed to differ between merged runs (``pde_id``: read by ``task=pde_id`` only, and absent from
-#: runs stored before it existed).
-FREE_KEYS = ("ckpt", "out_dir", "device", "wandb", "pde_id")
-#: Settings added to ``configs/eval.yaml`` after runs were stored, with the value those runs had in effect.
-LATER_KEYS = {"eval_crops": [1, 1]}
-
-
-def settings(doc: dict[str, Any]) -> dict[str, Any]:
-    """A run's stored evaluation settings without the free keys, older runs given the later keys' defaults."""
-    return {**LATER_KEYS, **{k: v for k, v in doc["config"].items() if k not in FREE_KEYS}}
 
 
 def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     """One results document whose encoders are the runs' encoders in order (see the module docstring)."""
     first = docs[0]
-    same = ("task", "pde", "param", "log_target", "n_labels", "n_valid", "n_test", "corruption", "transfer")
-    cfg0 = settings(first)
+    same = ("task", *SAME_EVALUATION)
     for doc, name in zip(docs[1:], names[1:], strict=True):
         if doc.get("task") != "regression":
             raise UserError(f"{name}: not a regression run (task {doc.get('task')!r})")
         for k in same:
             if doc.get(k) != first.get(k):
                 raise UserError(f"{name}: {k} {doc.get(k)!r} differs from {names[0]}'s {first.get(k)!r}")
-        cfg = settings(doc)
-        diff = sorted(k for k in set(cfg) | set(cfg0) if cfg.get(k) != cfg0.get(k))
+        diff = settings_diff(first, doc)
         if diff:
             raise UserError(f"{name}: evaluation settings differ from {names[0]}'s in {', '.join(diff)}")
         for k in ("metrics", "select_metric", "label_draws"):

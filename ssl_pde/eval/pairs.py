@@ -19,6 +19,24 @@ from ssl_pde.core.errors import UserError
 
 #: Methods in table order (the floor reads no encoder and no observation: left out).
 METHODS = ("ssl_linear", "ssl_mlp", "ssl_finetune", "random_init", "supervised")
+#: Top-level fields of results.json that two runs of one evaluation share.
+SAME_EVALUATION = ("pde", "param", "log_target", "n_labels", "n_valid", "n_test", "corruption", "transfer")
+#: Config keys that may differ between runs of one evaluation (``pde_id``: read by ``task=pde_id`` only, and absent
+#: from runs stored before it existed).
+FREE_KEYS = ("ckpt", "out_dir", "device", "wandb", "pde_id")
+#: Settings added to ``configs/eval.yaml`` after runs were stored, with the value those runs had in effect.
+LATER_KEYS = {"eval_crops": [1, 1]}
+
+
+def settings(doc: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored evaluation settings without the free keys, older runs given the later keys' defaults."""
+    return {**LATER_KEYS, **{k: v for k, v in (doc.get("config") or {}).items() if k not in FREE_KEYS}}
+
+
+def settings_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The config keys whose values differ between two runs' :func:`settings`, sorted."""
+    sa, sb = settings(a), settings(b)
+    return sorted(k for k in set(sa) | set(sb) if sa.get(k) != sb.get(k))
 
 
 def load_results(path: Path, what: str) -> dict[str, Any]:
