@@ -137,6 +137,12 @@ def cases(w: Path) -> list[Case]:
         Case("eval", [*ev, f"ckpt={enc}", "regression.finetune.head_init=lp"], "head_init", "unknown head_init"),
         Case("eval", [*ev, f"ckpt={enc}", "regression.finetune.backbone_lr_mult=0"], "backbone_lr_mult", "lr mult 0"),
         Case("eval", [*ev, f"ckpt={enc}", "task=pde_id"], "single-PDE export", "PDE identification of one PDE"),
+        Case(
+            "eval",
+            [*ev, f"ckpt={enc}", f"regression.baseline_cache={w / 'afile'}"],
+            "regression.baseline_cache",
+            "baseline cache is a file",
+        ),
         Case("verify", ["pde=ns3d"], "unknown pde 'ns3d'", "unknown PDE"),
         Case("import", [f"src={data}", f"out_dir={w / 'im'}"], "format", "no format"),
         Case("import", ["format=zarr", f"src={data}", f"out_dir={w / 'im'}"], "zarr", "unknown format"),

@@ -23,7 +23,10 @@ augment.strengths.galilean_boost=0`` pretrains and evaluates under ``<out>/<pde>
 ``scripts/study_table.py`` compares every variant's valid and test scores. A downstream ablation evaluates fixed
 encoders: ``--variant long --encoders-of "" --eval-args regression.finetune.max_steps=1000 ...`` evaluates the
 scale's own encoders (``--encoders-of NAME``: a variant's) and pretrains nothing; ``--labels 64`` restricts the
-labelled-set sizes of a screening run.
+labelled-set sizes of a screening run. Every regression of one PDE keeps its supervised networks in
+``<out>/<pde>/baseline_cache`` (``regression.baseline_cache``): a variant evaluated with the same data, labels,
+seeds and supervised settings as an earlier one restores them instead of training them again
+(``ssl_pde/eval/baseline_cache.py``), which saves most of an evaluation's time in an encoder ablation.
 
 Long runs go in chunks: ``--pdes burgers --pretrain-seeds 0`` pretrains and evaluates one seed; the call
 with ``--pretrain-seeds 0 1 2`` then reuses the finished encoders and evaluates the three together.
@@ -262,10 +265,11 @@ def run_pde(
             )
         return d / "results.json"
 
+    cache = out / pde / "baseline_cache"  # supervised networks shared by every variant's evaluations of these data
     with run.side_by_side():  # every evaluation reads the finished encoders only
         for n in var.labels or setting(scale, "labels", pde):
             d = root / f"eval_regression_n{n}_{tag}"
-            args = [f"regression.n_labels={n}", *setting(scale, "eval", pde)]
+            args = [f"regression.n_labels={n}", f"regression.baseline_cache={cache}", *setting(scale, "eval", pde)]
             results["regression"][n] = evaluate(f"regression/n{n}_{tag}", d, args)
         n_train = setting(scale, "splits", pde)["train"]
         for arch in setting(scale, "archs", pde) if "timestep" in var.tasks else []:

@@ -46,6 +46,8 @@ def test_dry_run_lists_every_step(cli, tmp_path):
         assert sum("regression.n_labels=64" in ln for ln in mine) == 1
         assert sum("regression.n_labels=256" in ln for ln in mine) == 1
         assert all(f"pretrain_s{s}/encoder.pt" in ln for ln in mine if "n_labels" in ln for s in (0, 1, 2))
+        cache = f"regression.baseline_cache={tmp_path / pde / 'baseline_cache'}"  # one per PDE, every variant
+        assert all(cache in ln.split() for ln in mine if "n_labels" in ln)
         assert {a for ln in mine for a in ("cnn", "fno") if f"timestep.arch={a}" in ln} == {"cnn", "fno"}
     assert not (tmp_path / "kdv").exists()
     # ns2d has its own settings: splits, the laptop experiment, and the 2D U-Net stepper only

@@ -20,6 +20,7 @@ from ssl_pde.core.cli import hydra_entry, resolve_device
 from ssl_pde.core.errors import UserError
 from ssl_pde.core.paths import check_output_dir
 from ssl_pde.eval import report
+from ssl_pde.eval.baseline_cache import BaselineCache, context_of
 from ssl_pde.eval.config import EvalConfig, to_eval_config
 from ssl_pde.eval.setup import EvalInputs, load_inputs
 from ssl_pde.pdes import PDES
@@ -60,6 +61,14 @@ def _inputs(cfg: EvalConfig) -> EvalInputs:
     )
 
 
+def _cache(cfg: EvalConfig, inp: EvalInputs) -> BaselineCache | None:
+    if cfg.regression.baseline_cache is None:
+        return None
+    check_output_dir(Path(cfg.regression.baseline_cache), "regression.baseline_cache")
+    ctx = context_of(inp.exports[0], cfg.eval_window, cfg.eval_crops)
+    return BaselineCache(Path(cfg.regression.baseline_cache), ctx)
+
+
 def run_regression(raw: DictConfig) -> dict[str, Any]:
     """Regression of the encoders' probe parameter: every method, choices on valid, test read once."""
     from ssl_pde.eval.protocol import evaluate_regression
@@ -85,6 +94,7 @@ def run_regression(raw: DictConfig) -> dict[str, Any]:
         device=inp.device,
         clamp_margin=cfg.transfer.clamp_margin,
         encoder_seeds=inp.encoder_seeds(),
+        cache=_cache(cfg, inp),
     )
     doc, figures = _doc(cfg, raw, inp, result, t0)
     doc["n_labels"] = cfg.regression.n_labels

@@ -24,13 +24,20 @@ SAME_EVALUATION = ("pde", "param", "log_target", "n_labels", "n_valid", "n_test"
 #: Config keys that may differ between runs of one evaluation (``pde_id``: read by ``task=pde_id`` only, and absent
 #: from runs stored before it existed).
 FREE_KEYS = ("ckpt", "out_dir", "device", "wandb", "pde_id")
+#: Keys of config sections that may differ likewise (``baseline_cache``: where the supervised networks are kept,
+#: which does not change them; :mod:`ssl_pde.eval.baseline_cache`).
+FREE_SUBKEYS = {"regression": ("baseline_cache",)}
 #: Settings added to ``configs/eval.yaml`` after runs were stored, with the value those runs had in effect.
 LATER_KEYS = {"eval_crops": [1, 1]}
 
 
 def settings(doc: dict[str, Any]) -> dict[str, Any]:
     """A run's stored evaluation settings without the free keys, older runs given the later keys' defaults."""
-    return {**LATER_KEYS, **{k: v for k, v in (doc.get("config") or {}).items() if k not in FREE_KEYS}}
+    out = {**LATER_KEYS, **{k: v for k, v in (doc.get("config") or {}).items() if k not in FREE_KEYS}}
+    for section, keys in FREE_SUBKEYS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k not in keys}
+    return out
 
 
 def settings_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ssl_pde.core.errors import UserError
+from ssl_pde.eval.baseline_cache import BaselineCache
 from ssl_pde.eval.data import Split, draw_labels
 from ssl_pde.eval.regression import (
     TRAIN_INPUTS,
@@ -32,6 +33,7 @@ from ssl_pde.eval.regression import (
     fit_ridge,
     metric_names,
     pretrained_copy,
+    restore_network,
 )
 from ssl_pde.eval.stats import mean_std, ratio_interval
 from ssl_pde.eval.train import Search
@@ -78,6 +80,9 @@ class RegressionConfig:
         recalibrate_bn: re-estimate the end-to-end networks' BatchNorm statistics under the current weights on
             the labelled set's training inputs before every valid score
             (:func:`~ssl_pde.eval.regression.recalibrate_batchnorm`).
+        baseline_cache: a directory where each cell's supervised network is kept and from which later
+            evaluations of the same cell (other encoders, same data, labels, seed and settings) restore it instead
+            of training it again (:mod:`ssl_pde.eval.baseline_cache`; None: off).
     """
 
     n_labels: int
@@ -91,6 +96,7 @@ class RegressionConfig:
     supervised: Search
     n_boot: int = 10000
     recalibrate_bn: bool = True
+    baseline_cache: str | None = None
 
     def check(self, n_train: int) -> None:
         """Refuse settings that cannot run or would compare methods unevenly (:class:`UserError`)."""
@@ -157,11 +163,14 @@ def fit_cell(
     device: torch.device,
     clamp_margin: float = 0.0,
     seed_id: int | None = None,
+    cache: BaselineCache | None = None,
 ) -> Cell:
     """Fit every configured method on the labelled set ``data[0]``; every choice on the valid split
     ``data[1]``; every method's predictions clamped to the labelled range widened by ``clamp_margin``
     (:func:`~ssl_pde.eval.regression.clamp_range`). The trained methods (and the random-init control) draw from
-    :func:`cell_seed` of ``seed_id`` (the encoder's pretraining seed; default its position ``p``) and ``d``."""
+    :func:`cell_seed` of ``seed_id`` (the encoder's pretraining seed; default its position ``p``) and ``d``.
+    With ``cache``, the supervised network is restored from it when this cell was trained before
+    (:mod:`ssl_pde.eval.baseline_cache`), and stored in it otherwise."""
     lab, valid = data
     seed = cell_seed(p if seed_id is None else seed_id, d)
     cell = Cell(p, d, lab.y.double(), seed)
@@ -173,9 +182,13 @@ def fit_cell(
         if name in m:
             t0 = time.perf_counter()
             cell.fitted[name] = fn()
+            choice = cell.fitted[name].choice
             cell.seconds[name] = round(time.perf_counter() - t0, 2)
-            msg, seconds, choice = "  %-13s %6.1f s  chosen %s", cell.seconds[name], _short(cell.fitted[name].choice)
-            log.info(msg, name, seconds, choice, extra={"progress": "fit"})  # one per fitted method (progress bars)
+            msg = "  %-13s %6.1f s  chosen %s"
+            if "reused" in choice:  # the budget counts the training it took, once
+                cell.seconds[name] = choice["seconds"]
+                msg = "  %-13s %6.1f s  reused (" + str(choice["reused"]) + ")  chosen %s"
+            log.info(msg, name, cell.seconds[name], _short(choice), extra={"progress": "fit"})  # progress bars
 
     common = {"log_target": log_target, "metric": metric, "clamp_margin": clamp_margin}
     nets = {**common, "seed": seed, "device": device, "recalibrate_bn": cfg.recalibrate_bn}
@@ -192,10 +205,22 @@ def fit_cell(
         "ssl_finetune",
         lambda: fit_network(pretrained_copy(encoder), views, lab, valid, cfg.finetune, **nets),
     )
-    timed(
-        "supervised",
-        lambda: fit_network(fresh, views, lab, valid, cfg.supervised, **nets),
-    )
+
+    def supervised() -> Fitted:
+        if cache is None:
+            return fit_network(fresh, views, lab, valid, cfg.supervised, **nets)
+        plain = {"metric": metric, "log_target": log_target, "recalibrate_bn": cfg.recalibrate_bn}
+        fields = cache.fields(fresh, cfg.supervised, lab, valid, seed, {**plain, "clamp_margin": clamp_margin}, device)
+        entry = cache.load(fields)
+        if entry is not None:
+            record = {**entry["record"], "reused": cache.path(fields).name}
+            return restore_network(fresh, entry["state_dict"], record, views, lab, log_target, device, clamp_margin)
+        fitted = fit_network(fresh, views, lab, valid, cfg.supervised, **nets)
+        assert fitted.model is not None
+        cache.store(fields, fitted.choice, fitted.model)
+        return fitted
+
+    timed("supervised", supervised)
     return cell
 
 
@@ -237,6 +262,7 @@ def evaluate_regression(
     device: torch.device,
     clamp_margin: float = 0.0,
     encoder_seeds: Sequence[int] | None = None,
+    cache: BaselineCache | None = None,
 ) -> dict[str, Any]:
     """Every method on every (encoder, label draw) cell; choices on valid; the test split read once at the end.
 
@@ -253,6 +279,8 @@ def evaluate_regression(
         encoder_seeds: each encoder's pretraining seed (distinct), from which with the label draw its cells'
             training is seeded (:func:`cell_seed`): a one-encoder run of seed k then repeats exactly that encoder's
             cells of a multi-encoder run, and runs can be merged. Default: the encoders' positions.
+        cache: supervised networks trained by earlier evaluations of the same cells, reused
+            (:mod:`ssl_pde.eval.baseline_cache`; None: always trained).
 
     Returns:
         ``cells`` (per cell: ``p``, ``d``, ``test`` scores per method, ``choices`` with valid scores,
@@ -267,7 +295,7 @@ def evaluate_regression(
     if len(ids) != len(encoders) or len(set(ids)) != len(ids):
         raise ValueError(f"encoder_seeds {ids} must be distinct, one per encoder ({len(encoders)})")
     cells: list[Cell] = []
-    fit_kw = {"cfg": cfg, "log_target": log_target, "device": device, "clamp_margin": clamp_margin}
+    fit_kw = {"cfg": cfg, "log_target": log_target, "device": device, "clamp_margin": clamp_margin, "cache": cache}
     for d in cfg.label_draws:
         lab = train.subset(draw_labels(len(train), cfg.n_labels, int(d)))
         for p, enc in enumerate(encoders):

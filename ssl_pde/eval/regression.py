@@ -352,15 +352,10 @@ def fit_network(
     With ``recalibrate_bn``, before every valid score the BatchNorm statistics are re-estimated under the
     current weights on one pass of the labelled set's training inputs (:func:`recalibrate_batchnorm`).
     Predictions are clamped as :func:`fit_ridge`'s (``clamp_margin``)."""
-    z = to_target(lab.y, log_target)
-    zm, zs = z.mean(), z.std().clamp_min(1e-12)
-    lo, hi = clamp_range(z, clamp_margin)
-    zt = ((z - zm) / zs).float().to(device)
+    zt, decode = network_target(lab, log_target, clamp_margin)
+    zt = zt.to(device)
     loss = valid_loss(metric)
     n = len(lab)
-
-    def decode(out: Tensor) -> Tensor:
-        return from_target((out * zs + zm).clamp(lo, hi), log_target)
 
     def build(cand: dict[str, Any]):
         torch.manual_seed(seed)
@@ -390,6 +385,39 @@ def fit_network(
     model, record = search(build, spec)
     record["valid_metric"] = _as_loss(metric)
     model.requires_grad_(False)
+    return Fitted(lambda s: decode(predict_network(model, views, s, device)), record, model)
+
+
+def network_target(lab: Split, log_target: bool, clamp_margin: float = 0.0) -> tuple[Tensor, Callable]:
+    """An end-to-end network's target coding on the labelled set: the (N,) float32 standardised (log) targets it
+    trains on, and ``decode`` from its (B,) outputs to parameters, clamped as :func:`fit_ridge`'s."""
+    z = to_target(lab.y, log_target)
+    zm, zs = z.mean(), z.std().clamp_min(1e-12)
+    lo, hi = clamp_range(z, clamp_margin)
+
+    def decode(out: Tensor) -> Tensor:
+        return from_target((out * zs + zm).clamp(lo, hi), log_target)
+
+    return ((z - zm) / zs).float(), decode
+
+
+def restore_network(
+    init: Callable[[], nn.Module],
+    state: dict[str, Tensor],
+    record: dict[str, Any],
+    views: Any,
+    lab: Split,
+    log_target: bool,
+    device: torch.device,
+    clamp_margin: float = 0.0,
+) -> Fitted:
+    """The :class:`Fitted` of an end-to-end network trained earlier by :func:`fit_network` on the same labelled
+    set: ``Regressor(init())`` given the stored weights and BatchNorm statistics ``state``, predicting exactly
+    as the network :func:`fit_network` returned, with its stored choices ``record``."""
+    model = Regressor(init()).to(device)
+    model.load_state_dict(state)
+    model.eval().requires_grad_(False)
+    _, decode = network_target(lab, log_target, clamp_margin)
     return Fitted(lambda s: decode(predict_network(model, views, s, device)), record, model)
 
 

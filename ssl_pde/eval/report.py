@@ -89,6 +89,14 @@ def regression_table(doc: dict[str, Any]) -> str:
             "Searches at their bounds: " + "; ".join(edges) + ". A bound that binds one side more than the other "
             "can move a ratio; widen the grid or the budget (chosen on valid) before reading it as final.",
         ]
+    reused = sum("reused" in c["choices"].get("supervised", {}) for c in r["cells"])
+    if reused:
+        lines += [
+            "",
+            f"The supervised network of {reused} of {len(r['cells'])} cells was restored from "
+            "`regression.baseline_cache`: trained by an earlier evaluation of the same cells (same data, labels, "
+            "seed, settings and code); its steps and seconds are that training's.",
+        ]
     return "\n".join(lines)
 
 
