@@ -82,7 +82,7 @@ def test_a_restored_network_scores_as_the_trained_one_and_changes_nothing_else(b
 def test_anything_the_training_reads_changes_the_key(burgers_splits, tmp_path):
     """The key changes with the labelled set, the valid split (one corrupted value), the seed, the search, the
     architecture, the export's settings, the plain settings and the code; it does not change when the same
-    fields are computed again."""
+    fields are computed again, nor when only comments or docstrings of the code change."""
     data, _ = burgers_splits
     lab, valid = data["train"].subset(torch.arange(16)), data["valid"]
     spec = Search(lrs=[1e-3, 3e-3], max_steps=4, eval_every=2, patience=1, batch=8)
@@ -113,7 +113,10 @@ def test_anything_the_training_reads_changes_the_key(burgers_splits, tmp_path):
     before = code_digest(src)
     assert before == code_digest()
     f = src / "eval" / "train.py"
-    f.write_text(f.read_text() + "\n# an edit\n")
+    text = f.read_text()
+    f.write_text(text.replace('"""', '"""Reworded. ', 1) + "\n# a comment\n")  # prose only: the same code
+    assert code_digest(src) == before
+    f.write_text(text + "\nEXTRA = 1\n")  # code
     assert code_digest(src) != before
 
 

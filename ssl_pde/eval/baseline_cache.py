@@ -16,7 +16,8 @@ The key is a SHA-256 over everything the training reads (:meth:`BaselineCache.fi
 - the supervised search (learning rates, budget, early stopping, batch, views, head initialisation), the
   selection metric, the log target, BatchNorm re-estimation, the prediction clamp and the seed;
 - the source of the code that trains and scores it (``ssl_pde/eval``, ``models``, ``augment``, ``pdes``,
-  ``metrics.py``: :func:`code_digest`; any edit there retrains), torch's version and the device type.
+  ``metrics.py``: :func:`code_digest`; any change to the code there retrains, comments and docstrings aside),
+  torch's version and the device type.
 
 A stored entry is restored only when its recorded fields equal the computed ones (a hash collision or a file
 from elsewhere is retrained and replaced, with a warning); a file that cannot be read likewise. Entries are
@@ -30,6 +31,7 @@ The restored cell records ``reused`` (the file) in its choices, and its ``second
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -86,8 +88,21 @@ def init_digest(init: Callable[[], nn.Module], seed: int) -> str:
     return h.hexdigest()
 
 
+def _code(source: str) -> str:
+    """The code of a module without its comments, docstrings and layout (its syntax tree)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", None), str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
 def code_digest(root: Path | None = None) -> str:
-    """SHA-256 of the source files under :data:`CODE_PARTS` of the package at ``root`` (default: this one)."""
+    """SHA-256 of the code (syntax trees: comments, docstrings and layout left out, so editing prose does not
+    invalidate the cache) of the modules under :data:`CODE_PARTS` of the package at ``root`` (default: this one)."""
     base = Path(root or Path(ssl_pde.__file__).parent)
     files: list[Path] = []
     for part in CODE_PARTS:
@@ -96,7 +111,7 @@ def code_digest(root: Path | None = None) -> str:
     h = hashlib.sha256()
     for f in files:
         h.update(str(f.relative_to(base)).encode())
-        h.update(f.read_bytes())
+        h.update(_code(f.read_text()).encode())
     return h.hexdigest()
 
 
