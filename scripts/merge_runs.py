@@ -9,7 +9,8 @@ each cell's ``pretrain_seed_index`` shifted accordingly, then the summary, the p
 and label draws) and the budgets computed again (``ssl_pde.eval.protocol.summarise_cells``), with the table,
 ``results.md`` and the comparison figure. Nothing is refitted and no split is read. Refused, with one line:
 runs of different data, PDE, target, labelled-set size, label draws, corruption, transfer or evaluation
-settings (everything in the stored config but the checkpoints, output directory and device), runs whose
+settings (everything in the stored config but the checkpoints, output directory, device, W&B and baseline-cache
+settings), runs whose
 floors differ on a label draw (their labelled sets differ), an encoder given twice, or two cells trained from
 the same seed (``train_seed``: the evaluation seeds each cell from its encoder's pretraining seed and the label
 draw; one-encoder runs made before that were seeded by position, so each of them trained its supervised

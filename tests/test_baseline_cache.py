@@ -17,7 +17,7 @@ import ssl_pde
 from ssl_pde.augment.corrupt import Corruption
 from ssl_pde.augment.views import LieViews
 from ssl_pde.eval import protocol
-from ssl_pde.eval.baseline_cache import BaselineCache, code_digest, context_of
+from ssl_pde.eval.baseline_cache import BaselineCache, Training, code_digest, context_of
 from ssl_pde.eval.protocol import evaluate_regression
 from ssl_pde.eval.train import Search
 from ssl_pde.models.encoders import ResNet18
@@ -62,7 +62,7 @@ def test_a_restored_network_scores_as_the_trained_one_and_changes_nothing_else(b
     cache = BaselineCache(tmp_path / "cache", CTX)
     calls = _count_supervised_training(monkeypatch)
     a = _run(0, data, cache)
-    assert len(calls) == 2 and len(list((tmp_path / "cache" / "supervised").glob("*.pt"))) == 2
+    assert len(calls) == 2 and len(list((tmp_path / "cache" / "supervised").rglob("*.pt"))) == 2
     b = _run(1, data, cache)
     assert len(calls) == 2  # nothing trained again
     for ca, cb in zip(a["cells"], b["cells"], strict=True):
@@ -81,20 +81,27 @@ def test_a_restored_network_scores_as_the_trained_one_and_changes_nothing_else(b
 
 def test_anything_the_training_reads_changes_the_key(burgers_splits, tmp_path):
     """The key changes with the labelled set, the valid split (one corrupted value), the seed, the search, the
-    architecture, the export's settings, the plain settings and the code; it does not change when the same
-    fields are computed again, nor when only comments or docstrings of the code change."""
+    architecture, the crops, the encoder's settings, the plain settings and the code; it does not change when the
+    same fields are computed again, nor when only comments or docstrings of the code change, nor with the views'
+    symmetry strengths when the network trains on crops (it never sees them), only when it trains on ``lie``
+    views. The code digest is taken when the cache is made."""
     data, _ = burgers_splits
     lab, valid = data["train"].subset(torch.arange(16)), data["valid"]
     spec = Search(lrs=[1e-3, 3e-3], max_steps=4, eval_every=2, patience=1, batch=8)
     plain = {"metric": "nmse", "log_target": True, "recalibrate_bn": True, "clamp_margin": 0.0}
     cache = BaselineCache(tmp_path, CTX)
+    assert cache.code == code_digest()
+    views = LieViews(**AUG)
 
     def key(cache: BaselineCache = cache, **over) -> str:
-        args = {"init": fresh, "spec": spec, "lab": lab, "valid": valid, "seed": 3, "settings": plain, **over}
-        return cache.key(cache.fields(device=CPU, **args))
+        args = {"init": fresh, "views": views, "spec": spec, "lab": lab, "valid": valid, "seed": 3, "settings": plain}
+        return cache.key(cache.fields(Training(device=CPU, **{**args, **over})))
 
     base = key()
     assert key() == base
+    stronger = LieViews(**{**AUG, "strengths": {"space_translation": 2.0}})
+    assert key(views=stronger) == base  # crops only: the symmetry strengths are not read
+    lie = dataclasses.replace(spec, views=["lie"])
     noisy = valid.corrupted(Corruption(noise=1e-3), seed=0)
     variants = {
         "labels": key(lab=data["train"].subset(torch.arange(1, 17))),
@@ -103,9 +110,14 @@ def test_anything_the_training_reads_changes_the_key(burgers_splits, tmp_path):
         "search": key(spec=dataclasses.replace(spec, lrs=[1e-3, 1e-2])),
         "budget": key(spec=dataclasses.replace(spec, max_steps=5)),
         "arch": key(init=lambda: ResNet18(3, (8, 16, 32, 32))),
-        "context": key(cache=BaselineCache(tmp_path, context_of({"encoder": ENC_CFG, "augment": AUG}, None, [3, 1]))),
+        "crops": key(views=LieViews(**{**AUG, "crop_x": 16})),
+        "lie": key(spec=lie),
+        "lie stronger": key(spec=lie, views=stronger),
+        "encoder": key(cache=BaselineCache(tmp_path, context_of({"encoder": {**ENC_CFG, "x": 1}}, None, [1, 1]))),
+        "eval crops": key(cache=BaselineCache(tmp_path, context_of({"encoder": ENC_CFG}, None, [3, 1]))),
         "settings": key(settings={**plain, "recalibrate_bn": False}),
         "clamp": key(settings={**plain, "clamp_margin": 0.5}),
+        "code": key(cache=BaselineCache(tmp_path, CTX, code="0" * 64)),
     }
     assert len(set(variants.values()) | {base}) == len(variants) + 1, variants
     src = tmp_path / "pkg"
@@ -120,27 +132,48 @@ def test_anything_the_training_reads_changes_the_key(burgers_splits, tmp_path):
     assert code_digest(src) != before
 
 
-def test_a_foreign_or_broken_entry_is_trained_again(burgers_splits, tmp_path, caplog):
-    """An entry whose recorded fields are not the cell's (a file copied over another key) or which cannot be read
-    is not restored: the cell trains again, with a warning, and the entry is replaced by a good one."""
+def test_a_foreign_broken_or_altered_entry_is_trained_again(burgers_splits, tmp_path, caplog):
+    """An entry is restored only if it is this cell's and reproduces its own choice. Trained again, with a
+    warning, and replaced by a good entry: an entry whose recorded fields are another cell's (a file copied over
+    another key), a file that is not an entry, an entry without its network, and an entry whose weights were
+    altered (its valid score no longer matches its record). An entry that cannot be written is a warning too, and
+    the evaluation goes on."""
     data, _ = burgers_splits
     cache = BaselineCache(tmp_path, CTX)
     a = _run(0, data, cache, label_draws=[0, 1])
     names = [c["choices"]["supervised"]["reused"] for c in _run(0, data, cache, label_draws=[0, 1])["cells"]]
     e0, e1 = (tmp_path / "supervised" / n for n in names)
-    shutil.copy(e1, e0)  # draw 0's key now holds draw 1's network
-    with caplog.at_level(logging.WARNING, logger="ssl_pde.eval"):
-        b = _run(0, data, cache, label_draws=[0, 1])
-    assert "stored for other settings" in caplog.text
-    assert "reused" not in b["cells"][0]["choices"]["supervised"] and "reused" in b["cells"][1]["choices"]["supervised"]
-    assert b["cells"][0]["test"]["supervised"] == a["cells"][0]["test"]["supervised"]
-    e0.write_bytes(b"not a torch file")
+    good = e0.read_bytes()
+    entry = torch.load(e0, weights_only=True)
+    altered = {
+        **entry,
+        "state_dict": {k: v + 0.01 if v.is_floating_point() else v for k, v in entry["state_dict"].items()},
+    }
+    for breakage, words in (
+        (lambda: shutil.copy(e1, e0), "stored for other settings"),  # draw 0's key now holds draw 1's network
+        (lambda: e0.write_bytes(b"not a torch file"), "unreadable"),
+        (lambda: torch.save({"fields": entry["fields"], "record": entry["record"]}, e0), "without its network"),
+        (lambda: torch.save(altered, e0), "where its record says"),
+    ):
+        e0.write_bytes(good)
+        breakage()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="ssl_pde.eval"):
+            b = _run(0, data, cache, label_draws=[0, 1])
+        assert words in caplog.text, words
+        first, second = (c["choices"]["supervised"] for c in b["cells"])
+        assert "reused" not in first and "reused" in second, words
+        assert b["cells"][0]["test"]["supervised"] == a["cells"][0]["test"]["supervised"]
+        d = _run(0, data, cache, label_draws=[0, 1])  # replaced by a good entry
+        assert all("reused" in cell["choices"]["supervised"] for cell in d["cells"]), words
+    shutil.rmtree(tmp_path / "supervised")
+    (tmp_path / "supervised").write_text("a file where the entries go")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="ssl_pde.eval"):
-        c = _run(0, data, cache, label_draws=[0, 1])
-    assert "unreadable" in caplog.text and "reused" not in c["cells"][0]["choices"]["supervised"]
-    d = _run(0, data, cache, label_draws=[0, 1])
-    assert all("reused" in cell["choices"]["supervised"] for cell in d["cells"])
+        c = _run(0, data, cache, label_draws=[0])
+    assert (
+        "could not store" in caplog.text and c["cells"][0]["test"]["supervised"] == a["cells"][0]["test"]["supervised"]
+    )
 
 
 def test_the_command_reuses_the_baseline_and_the_runs_still_pair(cli, burgers_splits, tmp_path):

@@ -61,12 +61,14 @@ def _inputs(cfg: EvalConfig) -> EvalInputs:
     )
 
 
-def _cache(cfg: EvalConfig, inp: EvalInputs) -> BaselineCache | None:
+def _cache(cfg: EvalConfig) -> BaselineCache | None:
+    """The baseline cache, its path checked and its code digest taken before any data is read or network trained."""
     if cfg.regression.baseline_cache is None:
         return None
-    check_output_dir(Path(cfg.regression.baseline_cache), "regression.baseline_cache")
-    ctx = context_of(inp.exports[0], cfg.eval_window, cfg.eval_crops)
-    return BaselineCache(Path(cfg.regression.baseline_cache), ctx)
+    root = Path(cfg.regression.baseline_cache)
+    check_output_dir(root, "regression.baseline_cache")
+    check_output_dir(root / "supervised", "regression.baseline_cache")
+    return BaselineCache(root)
 
 
 def run_regression(raw: DictConfig) -> dict[str, Any]:
@@ -76,7 +78,10 @@ def run_regression(raw: DictConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     cfg = to_eval_config(raw)
     out = _out(cfg)
+    cache = _cache(cfg)
     inp = _inputs(cfg)
+    if cache is not None:
+        cache.context = context_of(inp.exports[0], cfg.eval_window, cfg.eval_crops)
     ext = (inp.transfer or {}).get("extrapolate")
     if ext is not None and cfg.regression.n_labels > ext["n"]["train"]:
         raise UserError(
@@ -94,7 +99,7 @@ def run_regression(raw: DictConfig) -> dict[str, Any]:
         device=inp.device,
         clamp_margin=cfg.transfer.clamp_margin,
         encoder_seeds=inp.encoder_seeds(),
-        cache=_cache(cfg, inp),
+        cache=cache,
     )
     doc, figures = _doc(cfg, raw, inp, result, t0)
     doc["n_labels"] = cfg.regression.n_labels

@@ -36,16 +36,21 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
+import platform
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 import ssl_pde
 from ssl_pde.eval.data import Split
+from ssl_pde.eval.regression import Fitted, restore_network, valid_loss
 from ssl_pde.eval.train import Search
 
 log = logging.getLogger("ssl_pde.eval")
@@ -60,7 +65,8 @@ CODE_PARTS = ("eval", "models", "augment", "pdes", "metrics.py")
 def _update(h: Any, t: Tensor) -> None:
     t = t.detach().cpu().contiguous()
     h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    if t.numel():
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, not a copy
 
 
 def split_digest(s: Split) -> str:
@@ -79,7 +85,7 @@ def init_digest(init: Callable[[], nn.Module], seed: int) -> str:
     """SHA-256 of ``init()`` built under ``torch.manual_seed(seed)``: its module tree and every parameter and
     buffer (architecture and initial weights). The global random state is left as it was."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.random.default_generator.manual_seed(seed)  # the CPU generator init() draws from, and no other
         m = init()
     h = hashlib.sha256(repr(m).encode())
     for name, t in m.state_dict().items():
@@ -116,14 +122,48 @@ def code_digest(root: Path | None = None) -> str:
 
 
 def context_of(export: dict[str, Any], eval_window: str | None, eval_crops: list[int]) -> dict[str, Any]:
-    """:attr:`BaselineCache.context` of an evaluation: the (first) export's encoder and view settings, the
-    evaluation window and the evaluation crops."""
-    return {
-        "encoder": export.get("encoder"),
-        "augment": export.get("augment"),
-        "eval_window": eval_window,
-        "eval_crops": [int(c) for c in eval_crops],
-    }
+    """:attr:`BaselineCache.context` of an evaluation: the (first) export's encoder settings, the evaluation window
+    and the evaluation crops (the views themselves are keyed by :func:`views_fields`)."""
+    return {"encoder": export.get("encoder"), "eval_window": eval_window, "eval_crops": [int(c) for c in eval_crops]}
+
+
+def views_fields(views: Any, spec: Search) -> dict[str, Any]:
+    """What of the view builder the supervised network's training and predictions read: its class and settings,
+    without the symmetry generators' settings unless ``spec.views`` trains on symmetry views (``lie``): the crops
+    (``crops``) and the evaluation inputs do not depend on them, so encoders pretrained with other view strengths
+    share the baseline. Attributes bound from the data's metadata (``periodic``, ``data_fields``) are included."""
+    v = views if "lie" in spec.views else views.without_symmetries()
+    out: dict[str, Any] = {"class": f"{type(v).__module__}.{type(v).__qualname__}"}
+    out["config"] = getattr(v, "_config", None)
+    for name in ("periodic", "data_fields", "eval_window"):
+        if hasattr(views, name):
+            out[name] = getattr(views, name)
+    out["eval_grid"] = list(getattr(views, "eval_grid", (1, 1)))
+    return json.loads(json.dumps(out, sort_keys=True, default=str))
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """One cell's supervised training, as :func:`~ssl_pde.eval.regression.fit_network` receives it.
+
+    Attributes:
+        init: builds the fresh network (architecture and initialisation).
+        views: the view builder (training crops, evaluation inputs).
+        spec: the supervised search.
+        lab, valid: the labelled set and the valid split.
+        seed: the cell's seed (:func:`~ssl_pde.eval.protocol.cell_seed`).
+        settings: the remaining plain settings: ``metric``, ``log_target``, ``recalibrate_bn``, ``clamp_margin``.
+        device: where it trains.
+    """
+
+    init: Callable[[], nn.Module]
+    views: Any
+    spec: Search
+    lab: Split
+    valid: Split
+    seed: int
+    settings: dict[str, Any]
+    device: torch.device
 
 
 @dataclasses.dataclass
@@ -131,75 +171,127 @@ class BaselineCache:
     """Trained supervised networks by cell (module docstring).
 
     Attributes:
-        root: the cache directory (entries under ``root/supervised/``).
-        context: JSON-able settings of the evaluation that shape the network and its inputs beyond what
-            :meth:`fields` sees directly: the export's ``encoder`` and ``augment`` settings, the evaluation window
-            and the evaluation crops (:func:`context_of`).
+        root: the cache directory; entries under ``root/supervised/<code[:12]>/<key>.pt``, one folder per code
+            version (an old version's folder can be deleted as a whole).
+        context: JSON-able settings of the evaluation beyond what :meth:`fields` reads itself: the export's encoder
+            settings, the evaluation window and crops (:func:`context_of`).
+        code: :func:`code_digest`, taken when the cache is made (default), i.e. when the evaluation starts, so that a
+            network is stored under the code that trained it even if the files change during a long run.
     """
 
     root: Path
-    context: dict[str, Any]
-    _code: str | None = dataclasses.field(default=None, repr=False)
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    code: str = ""
+    _digests: dict[int, tuple[Split, str]] = dataclasses.field(default_factory=dict, repr=False)
 
-    def fields(
-        self,
-        init: Callable[[], nn.Module],
-        spec: Search,
-        lab: Split,
-        valid: Split,
-        seed: int,
-        settings: dict[str, Any],
-        device: torch.device,
-    ) -> dict[str, Any]:
-        """Everything the supervised training of one cell reads (the key's content). ``settings``: the
-        remaining plain settings (``metric``, ``log_target``, ``recalibrate_bn``, ``clamp_margin``)."""
-        if self._code is None:
-            self._code = code_digest()
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.code = self.code or code_digest()
+
+    def digest(self, s: Split) -> str:
+        """:func:`split_digest`, once per split object (a large valid split is hashed once per evaluation)."""
+        hit = self._digests.get(id(s))
+        if hit is None or hit[0] is not s:
+            hit = self._digests[id(s)] = (s, split_digest(s))
+        return hit[1]
+
+    def fields(self, t: Training) -> dict[str, Any]:
+        """Everything one cell's supervised training reads (the key's content)."""
         return {
             "format": CACHE_FORMAT,
-            "code": self._code,
-            "torch": str(torch.__version__),
-            "device": torch.device(device).type,
-            "context": self.context,
-            "search": dataclasses.asdict(spec),
-            "seed": int(seed),
-            **{k: settings[k] for k in sorted(settings)},
-            "labelled": split_digest(lab),
-            "valid": split_digest(valid),
-            "init": init_digest(init, seed),
+            "code": self.code,
+            "versions": {"torch": str(torch.__version__), "numpy": np.__version__, "python": platform.python_version()},
+            "device": torch.device(t.device).type,
+            "context": json.loads(json.dumps(self.context, sort_keys=True, default=str)),
+            "views": views_fields(t.views, t.spec),
+            "search": dataclasses.asdict(t.spec),
+            "seed": int(t.seed),
+            **{k: t.settings[k] for k in sorted(t.settings)},
+            "labelled": self.digest(t.lab),
+            "valid": self.digest(t.valid),
+            "init": init_digest(t.init, t.seed),
         }
 
     @staticmethod
     def key(fields: dict[str, Any]) -> str:
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
+    def name(self, fields: dict[str, Any]) -> str:
+        """The entry's path under ``root/supervised`` (recorded as ``reused`` by a restored cell)."""
+        return f"{self.code[:12]}/{self.key(fields)}.pt"
+
     def path(self, fields: dict[str, Any]) -> Path:
-        return self.root / "supervised" / f"{self.key(fields)}.pt"
+        return self.root / "supervised" / self.name(fields)
 
     def load(self, fields: dict[str, Any]) -> dict[str, Any] | None:
-        """The stored entry (``record``, ``state_dict``) of a cell with exactly these fields, or None."""
+        """The stored entry (``record`` with ``valid`` and ``seconds``, ``state_dict``) of a cell with exactly these
+        fields, or None (nothing stored, or an entry that is unreadable, malformed or stored for other fields:
+        a warning, and the caller trains again)."""
         p = self.path(fields)
         if not p.exists():
             return None
         try:
             entry = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as e:  # an unreadable entry is retrained and replaced
+            if not isinstance(entry, dict) or not isinstance(entry.get("record"), dict):
+                raise ValueError("not an entry of this cache")
+            if not isinstance(entry.get("state_dict"), dict) or not {"valid", "seconds"} <= set(entry["record"]):
+                raise ValueError("an entry without its network or record")
+        except Exception as e:  # whatever is wrong with the file, the cell is trained again
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             log.warning("baseline cache: %s unreadable (%s: %s); training again", p, type(e).__name__, first)
             return None
-        stored = json.loads(json.dumps(entry.get("fields"), default=str))
-        if stored != json.loads(json.dumps(fields, default=str)):
+        stored = json.loads(json.dumps(entry.get("fields"), sort_keys=True, default=str))
+        if stored != json.loads(json.dumps(fields, sort_keys=True, default=str)):
             log.warning("baseline cache: %s was stored for other settings; training again", p)
             return None
         return entry
 
-    def store(self, fields: dict[str, Any], record: dict[str, Any], model: nn.Module) -> Path:
-        """Write one cell's trained network and record atomically; returns the entry's path."""
+    def store(self, fields: dict[str, Any], record: dict[str, Any], model: nn.Module) -> Path | None:
+        """Write one cell's trained network and record atomically; returns the entry's path (None, with a warning,
+        when it cannot be written: the evaluation goes on with the network it has)."""
         p = self.path(fields)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        plain = json.loads(json.dumps({"fields": fields, "record": record}, default=str))  # plain values only
-        torch.save({**plain, "state_dict": state}, tmp)
-        os.replace(tmp, p)
+        tmp = None
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.stem[:16]}.", suffix=".tmp", dir=p.parent)
+            os.close(fd)
+            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            plain = json.loads(json.dumps({"fields": fields, "record": record}, default=str))  # plain values only
+            torch.save({**plain, "state_dict": state}, tmp)
+            os.replace(tmp, p)
+        except OSError as e:
+            log.warning("baseline cache: could not store %s (%s); the evaluation goes on", p, e)
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+            return None
         return p
+
+
+def fit_or_restore(cache: BaselineCache, train: Callable[[], Fitted], t: Training) -> Fitted:
+    """The supervised network of one cell: restored from ``cache`` when it holds this cell, else ``train()`` and
+    stored. A restored network must score on the valid split what its record says it scored when it was chosen
+    (relative 1e-4: thread counts may round differently), or it is trained again with a warning: a stored entry
+    is believed only if it reproduces its own choice."""
+    fields = cache.fields(t)
+    entry = cache.load(fields)
+    if entry is not None:
+        where = cache.path(fields)
+        try:
+            record = {**entry["record"], "reused": cache.name(fields)}
+            log_target, margin = t.settings["log_target"], t.settings["clamp_margin"]
+            fitted = restore_network(t.init, entry["state_dict"], record, t.views, t.lab, log_target, t.device, margin)
+            score = valid_loss(t.settings["metric"])(fitted.predict(t.valid), t.valid.y)
+            if math.isclose(score, float(record["valid"]), rel_tol=1e-4, abs_tol=1e-12):
+                return fitted
+            log.warning(
+                "baseline cache: %s scores %.6g on valid where its record says %.6g; training again",
+                where,
+                score,
+                record["valid"],
+            )
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            log.warning("baseline cache: %s cannot be restored (%s: %s); training again", where, type(e).__name__, e)
+    fitted = train()
+    if fitted.model is not None:
+        cache.store(fields, fitted.choice, fitted.model)
+    return fitted

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ssl_pde.core.errors import UserError
-from ssl_pde.eval.baseline_cache import BaselineCache
+from ssl_pde.eval.baseline_cache import BaselineCache, Training, fit_or_restore
 from ssl_pde.eval.data import Split, draw_labels
 from ssl_pde.eval.regression import (
     TRAIN_INPUTS,
@@ -33,7 +33,6 @@ from ssl_pde.eval.regression import (
     fit_ridge,
     metric_names,
     pretrained_copy,
-    restore_network,
 )
 from ssl_pde.eval.stats import mean_std, ratio_interval
 from ssl_pde.eval.train import Search
@@ -207,18 +206,14 @@ def fit_cell(
     )
 
     def supervised() -> Fitted:
-        if cache is None:
+        def train() -> Fitted:
             return fit_network(fresh, views, lab, valid, cfg.supervised, **nets)
+
+        if cache is None:
+            return train()
         plain = {"metric": metric, "log_target": log_target, "recalibrate_bn": cfg.recalibrate_bn}
-        fields = cache.fields(fresh, cfg.supervised, lab, valid, seed, {**plain, "clamp_margin": clamp_margin}, device)
-        entry = cache.load(fields)
-        if entry is not None:
-            record = {**entry["record"], "reused": cache.path(fields).name}
-            return restore_network(fresh, entry["state_dict"], record, views, lab, log_target, device, clamp_margin)
-        fitted = fit_network(fresh, views, lab, valid, cfg.supervised, **nets)
-        assert fitted.model is not None
-        cache.store(fields, fitted.choice, fitted.model)
-        return fitted
+        plain["clamp_margin"] = clamp_margin
+        return fit_or_restore(cache, train, Training(fresh, views, cfg.supervised, lab, valid, seed, plain, device))
 
     timed("supervised", supervised)
     return cell
