@@ -178,13 +178,18 @@ def test_a_foreign_broken_or_altered_entry_is_trained_again(burgers_splits, tmp_
 
 def test_the_command_reuses_the_baseline_and_the_runs_still_pair(cli, burgers_splits, tmp_path):
     """Through ``ssl-pde-eval regression.baseline_cache=DIR``: encoder B's run restores A's supervised networks
-    (identical test scores, ``reused`` recorded) and scripts/compare_encoders.py pairs the two runs, the cache
-    directories differing (a free setting): the supervised ratio is exactly 1."""
+    (identical test scores, ``reused`` recorded; B's export names an encoder option at its default that A's
+    export predates: the same network) and scripts/compare_encoders.py pairs the two runs, the cache directories
+    differing (a free setting): the supervised ratio is exactly 1."""
     from ssl_pde.cli.eval import main as eval_main
 
     _, root = burgers_splits
     enc_b = make_encoder(1)
-    ckpts = {"a": save_encoder(tmp_path / "a.pt"), "b": save_encoder(tmp_path / "b.pt", state_dict=enc_b.state_dict())}
+    newer = {**ENC_CFG, "stem": "imagenet"}  # b's export names the stem option (at its default), a's predates it
+    ckpts = {
+        "a": save_encoder(tmp_path / "a.pt"),
+        "b": save_encoder(tmp_path / "b.pt", state_dict=enc_b.state_dict(), encoder=newer),
+    }
     docs = {}
     for name, cache in (("a", "c1"), ("b", "c1"), ("b2", "c2")):
         out = tmp_path / name
