@@ -279,7 +279,16 @@ def fit_or_restore(cache: BaselineCache, train: Callable[[], Fitted], t: Trainin
         try:
             record = {**entry["record"], "reused": cache.name(fields)}
             log_target, margin = t.settings["log_target"], t.settings["clamp_margin"]
-            fitted = restore_network(t.init, entry["state_dict"], record, t.views, t.lab, log_target, t.device, margin)
+            fitted = restore_network(
+                t.init,
+                entry["state_dict"],
+                record,
+                views=t.views,
+                lab=t.lab,
+                log_target=log_target,
+                device=t.device,
+                clamp_margin=margin,
+            )
             score = valid_loss(t.settings["metric"])(fitted.predict(t.valid), t.valid.y)
             if math.isclose(score, float(record["valid"]), rel_tol=1e-4, abs_tol=1e-12):
                 return fitted

@@ -213,7 +213,8 @@ def fit_cell(
             return train()
         plain = {"metric": metric, "log_target": log_target, "recalibrate_bn": cfg.recalibrate_bn}
         plain["clamp_margin"] = clamp_margin
-        return fit_or_restore(cache, train, Training(fresh, views, cfg.supervised, lab, valid, seed, plain, device))
+        t = Training(fresh, views, cfg.supervised, lab=lab, valid=valid, seed=seed, settings=plain, device=device)
+        return fit_or_restore(cache, train, t)
 
     timed("supervised", supervised)
     return cell
