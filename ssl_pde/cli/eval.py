@@ -9,12 +9,10 @@ a W&B run (:mod:`ssl_pde.eval.report`) to ``out_dir``.
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 from typing import Any
 
-import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
 import ssl_pde.config  # noqa: F401
@@ -73,18 +71,6 @@ def _cache(cfg: EvalConfig) -> BaselineCache | None:
     return BaselineCache(root)
 
 
-def _encoder_settings(export: dict[str, Any]) -> dict[str, Any]:
-    """The export's encoder settings with its class's constructor defaults filled in, so that an export written
-    before an option existed (no ``stem`` key) and a newer one with the option at its default key the same baseline.
-    The class was checked against the allowed encoders when the export was loaded."""
-    cfg = dict(export.get("encoder") or {})
-    try:
-        params = inspect.signature(hydra.utils.get_class(str(cfg["_target_"]))).parameters.values()
-    except (KeyError, ImportError, ValueError, TypeError):
-        return cfg
-    return {**{p.name: p.default for p in params if p.default is not inspect.Parameter.empty}, **cfg}
-
-
 def run_regression(raw: DictConfig) -> dict[str, Any]:
     """Regression of the encoders' probe parameter: every method, choices on valid, test read once."""
     from ssl_pde.eval.protocol import evaluate_regression
@@ -95,8 +81,7 @@ def run_regression(raw: DictConfig) -> dict[str, Any]:
     cache = _cache(cfg)
     inp = _inputs(cfg)
     if cache is not None:
-        export = {**inp.exports[0], "encoder": _encoder_settings(inp.exports[0])}
-        cache.context = context_of(export, cfg.eval_window, cfg.eval_crops)
+        cache.context = context_of(inp.exports[0], cfg.eval_window, cfg.eval_crops)
     ext = (inp.transfer or {}).get("extrapolate")
     if ext is not None and cfg.regression.n_labels > ext["n"]["train"]:
         raise UserError(

@@ -5,27 +5,32 @@ cell by cell, the supervised training an evaluation of encoder A already did whe
 reads is the same (:func:`~ssl_pde.eval.protocol.cell_seed` derives its seed from the pretraining seed and the
 label draw, not from the encoder's weights). In a study that evaluates many encoders under one protocol it is
 most of the compute (about 70 % of a Burgers evaluation at 1000 steps). ``regression.baseline_cache=DIR`` keeps
-each cell's trained network under ``DIR/supervised/<key>.pt`` and restores it instead of training again.
+each cell's trained network under ``DIR/supervised/<code version>/<key>.pt`` and restores it instead of training
+again.
 
 The key is a SHA-256 over everything the training reads (:meth:`BaselineCache.fields`):
 
 - the bytes of the labelled set and of the valid split (inputs after any corruption or transfer, grids and
   targets: :func:`split_digest`), so other data, labels, corruption or extrapolation never hit;
-- the network at its initialisation under the cell's seed (architecture and initial weights: :func:`init_digest`)
-  and the export's encoder and view settings, evaluation window and evaluation crops;
+- the network at its initialisation under the cell's seed (architecture and initial weights: :func:`init_digest`),
+  the export's encoder settings with the class defaults filled in (:func:`encoder_settings`), the view builder
+  used (:func:`views_fields`: symmetry strengths only when the network trains on symmetry views), the evaluation
+  window and crops;
 - the supervised search (learning rates, budget, early stopping, batch, views, head initialisation), the
   selection metric, the log target, BatchNorm re-estimation, the prediction clamp and the seed;
-- the source of the code that trains and scores it (``ssl_pde/eval``, ``models``, ``augment``, ``pdes``,
-  ``metrics.py``: :func:`code_digest`; any change to the code there retrains, comments and docstrings aside),
-  torch's version and the device type.
+- the code that trains and scores it (``ssl_pde/eval``, ``models``, ``augment``, ``pdes``, ``metrics.py`` as
+  syntax trees, taken when the cache is made: :func:`code_digest`; a change to the code retrains, comments and
+  docstrings aside), the torch, NumPy and Python versions and the device type.
 
-A stored entry is restored only when its recorded fields equal the computed ones (a hash collision or a file
-from elsewhere is retrained and replaced, with a warning); a file that cannot be read likewise. Entries are
-written atomically (temporary file, then rename), so concurrent evaluations of different cells share a
-directory safely; two evaluations of the same cell at once both train and one write wins. Files are read with
-``torch.load(weights_only=True)``: a shared cache holds tensors and plain values and runs no code. What differs
-between a restored and a retrained network is only what the key leaves out on purpose: the thread count and
-the machine (floating-point reductions may round differently; the chosen network is the one trained then).
+Entries live in ``DIR/supervised/<code version>/<key>.pt``. One is restored only when its recorded fields equal
+the computed ones and the restored network reproduces its recorded valid score (:func:`fit_or_restore`); a
+foreign, malformed, unreadable or altered entry is trained again and replaced, with a warning, and an entry that
+cannot be written is a warning. Entries are written atomically (temporary file, then rename), so concurrent
+evaluations of different cells share a directory safely; two evaluations of the same cell at once both train and
+one write wins. Files are read with ``torch.load(weights_only=True)``: a shared cache holds tensors and plain
+values and runs no code. What differs between a restored and a retrained network is only what the key leaves out
+on purpose: the thread count and the machine (floating-point reductions may round differently; the chosen
+network is the one trained then).
 The restored cell records ``reused`` (the file) in its choices, and its ``seconds`` are the original training's.
 """
 
@@ -34,6 +39,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -44,6 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import hydra.utils
 import numpy as np
 import torch
 from torch import nn
@@ -121,10 +128,24 @@ def code_digest(root: Path | None = None) -> str:
     return h.hexdigest()
 
 
+def encoder_settings(export: dict[str, Any]) -> dict[str, Any]:
+    """The export's encoder settings with its class's constructor defaults filled in, so that an export written
+    before an option existed (no ``stem`` key) and a newer one with the option at its default key the same baseline.
+    The class was checked against the allowed encoders when the export was loaded."""
+    cfg = dict(export.get("encoder") or {})
+    try:
+        params = inspect.signature(hydra.utils.get_class(str(cfg["_target_"]))).parameters.values()
+    except (KeyError, ImportError, ValueError, TypeError):
+        return cfg
+    return {**{p.name: p.default for p in params if p.default is not inspect.Parameter.empty}, **cfg}
+
+
 def context_of(export: dict[str, Any], eval_window: str | None, eval_crops: list[int]) -> dict[str, Any]:
-    """:attr:`BaselineCache.context` of an evaluation: the (first) export's encoder settings, the evaluation window
-    and the evaluation crops (the views themselves are keyed by :func:`views_fields`)."""
-    return {"encoder": export.get("encoder"), "eval_window": eval_window, "eval_crops": [int(c) for c in eval_crops]}
+    """:attr:`BaselineCache.context` of an evaluation: the (first) export's encoder settings
+    (:func:`encoder_settings`), the evaluation window and the evaluation crops (the views themselves are keyed by
+    :func:`views_fields`)."""
+    crops = [int(c) for c in eval_crops]
+    return {"encoder": encoder_settings(export), "eval_window": eval_window, "eval_crops": crops}
 
 
 def views_fields(views: Any, spec: Search) -> dict[str, Any]:
