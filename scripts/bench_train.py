@@ -45,6 +45,7 @@ from benchlib import (
 )
 
 import ssl_pde.config  # noqa: F401
+from ssl_pde.core.hardware import cpu_has_native_bf16
 
 #: Encoder-step variants: (channels-last layout, bf16 autocast, description); a ``-compiled`` suffix (not in the
 #: default list: minutes of compilation on a CPU) runs the encoder through ``torch.compile`` (``compile=true``).
@@ -226,13 +227,14 @@ def main(argv: list[str] | None = None) -> None:
         v["flops_per_s"] = v["samples_per_s"] * flops_per_sample
         v["fraction_of_fp32_peak"] = fraction(v["flops_per_s"], peaks.get("float32"))
         v["fraction_of_bf16_peak"] = fraction(v["flops_per_s"], peaks.get("bfloat16"))
-    default_variant = "bf16-cl" if cuda else "fp32-cl"  # what trainer=gpu / trainer=cpu run
+    bf16_default = cuda or str(cfg.trainer.precision).startswith("bf16")  # trainer=cpu: bf16 where it is native
+    default_variant = "bf16-cl" if bf16_default else "fp32-cl"  # what trainer=gpu / trainer=cpu run
     if default_variant not in variants:
         default_variant = next(iter(variants))
     alone = variants[default_variant]["samples_per_s"]
     peak_alone = variants[default_variant]["peak_gpu_gib"]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    dtype = "bfloat16" if cuda else "float32"  # the default step's compute dtype (bf16 autocast on CUDA)
+    dtype = "bfloat16" if STEP_VARIANTS[default_variant][1] else "float32"  # that step's compute dtype
     peak = peaks.get(dtype)
     machine = machine_info(dev)
     name = machine["device_name"]
@@ -304,7 +306,13 @@ def main(argv: list[str] | None = None) -> None:
             "",
             "The fractions divide the model's FLOP/s (torch's count, the same for every variant) by the large-matmul "
             "peak of each dtype measured in this run: a bf16 fraction above 1 means the machine's bf16 matmul is "
-            "slower than what the float32 step achieves (no native bf16 arithmetic on this CPU).",
+            "slower than what the float32 step achieves (bf16 arithmetic emulated, as on CPUs without "
+            "`avx512_bf16` / AMX)."
+            + (
+                " This CPU has native bfloat16 (`trainer.precision=bf16-mixed` is the faster step here)."
+                if not cuda and cpu_has_native_bf16()
+                else ""
+            ),
             "",
             f"Peak host memory (max RSS): {rss:.2f} GiB. Produced by `{cmd}` on {res['date_utc']}.",
             "",

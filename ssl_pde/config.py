@@ -6,6 +6,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from ssl_pde.core.hardware import cpu_precision
+
 _LIE_VIEWS = "ssl_pde.augment.views.LieViews"
 
 
@@ -29,11 +31,14 @@ def register_resolvers() -> None:
     """``${view_channels:coords}`` -> 3 (1D views), ``${view_channels:coords,16,ssl_pde.augment.ns_views.NSViews}``
     -> 96 (2D views: 6 channels per frame; a 4th argument, the list of fields, e.g. ``[vx, vy]`` -> 80; a 5th,
     the spatial dimensions of an external dataset's views, ``GenericViews``),
-    ``${last:[1, 2]}`` -> 2."""
+    ``${last:[1, 2]}`` -> 2, ``${cpu_precision:}`` -> ``bf16-mixed`` on a CPU with native bfloat16, else
+    ``32-true`` (:func:`ssl_pde.core.hardware.cpu_precision`)."""
     if not OmegaConf.has_resolver("view_channels"):
         OmegaConf.register_new_resolver("view_channels", _view_channels)
     if not OmegaConf.has_resolver("last"):
         OmegaConf.register_new_resolver("last", lambda xs: list(xs)[-1])
+    if not OmegaConf.has_resolver("cpu_precision"):
+        OmegaConf.register_new_resolver("cpu_precision", lambda: cpu_precision())
 
 
 register_resolvers()

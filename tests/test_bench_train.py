@@ -18,11 +18,12 @@ def test_variant_rows_are_consistent(tmp_path):
     fraction is the variant's FLOP/s over the measured peak of that dtype (the same flop count for all)."""
     bench = load_script("bench_train")
     argv = ["--device", "cpu", "--experiment", "burgers_demo", "--batch", "8", "--crop", "16", "32", "--steps", "1"]
-    argv += ["--n-traj", "16", "--variants", "fp32", "fp32-cl", "--ceiling-seconds", "0.2"]
+    argv += ["--n-traj", "16", "--variants", "fp32", "fp32-cl", "bf16-cl", "--ceiling-seconds", "0.2"]
     bench.main([*argv, "--out", str(tmp_path), "--tag", "t"])
     data = json.loads((tmp_path / "train_t.json").read_text())
     rows = data["encoder_step_variants"]
-    assert set(rows) == {"fp32", "fp32-cl"} and data["encoder_step_default_variant"] == "fp32-cl"
+    assert set(rows) == {"fp32", "fp32-cl", "bf16-cl"}  # trainer=cpu: float32, channels-last
+    assert data["encoder_step_default_variant"] == "fp32-cl" and data["precision"] == "32-true"
     assert rows["fp32"]["ratio_vs_fp32"] == pytest.approx(1.0)
     peaks = data["ceilings"]["matmul_flops_per_s"]
     for r in rows.values():

@@ -133,6 +133,21 @@ def test_resume_continues_steps_and_wandb_run(cli, burgers_data, tmp_path):
     assert epochs == [0, 1, 2, 3]
 
 
+def test_resume_keeps_the_runs_precision(cli, burgers_data, tmp_path):
+    """A run started in bf16 (trainer.precision given) and resumed without it keeps bf16 (config.yaml says so),
+    where the trainer's default would be float32; setting trainer.precision on the resume changes it."""
+    run = tmp_path / "run"
+    args = ["debug=smoke", f"data.dir={burgers_data}", f"run_dir={run}", "logger=csv"]
+    assert cli(main, *args, "trainer.precision=bf16-mixed").returncode == 0
+    res = cli(main, *args, "ckpt_path=last", "trainer.max_epochs=3")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert OmegaConf.load(run / "config.yaml").trainer.precision == "bf16-mixed"
+    assert "resuming with the run's own precision bf16-mixed" in (run / "pretrain.log").read_text()
+    res = cli(main, *args, "ckpt_path=last", "trainer.max_epochs=4", "trainer.precision=32-true")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert OmegaConf.load(run / "config.yaml").trainer.precision == "32-true"
+
+
 def test_killed_pretraining_resumes_with_its_whole_history(cli, burgers_data, tmp_path):
     """kill -9 once the first epoch's checkpoint exists, then ckpt_path=last: the run reaches its last epoch
     and metrics.csv holds every epoch once, steps strictly increasing (rows logged after the checkpoint by the
@@ -168,10 +183,14 @@ def test_killed_pretraining_resumes_with_its_whole_history(cli, burgers_data, tm
     assert epochs == list(range(6)), epochs
 
 
-def test_loss_falls_when_overfitting_one_batch(cli, burgers_data, tmp_path):
-    """debug=overfit (one batch, fixed views, 40 steps): the VICReg loss falls well below its start."""
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_loss_falls_when_overfitting_one_batch(cli, burgers_data, tmp_path, precision):
+    """debug=overfit (one batch, fixed views, 40 steps): the VICReg loss falls well below its start, in float32
+    and under the bf16 autocast that trainer=cpu picks on CPUs with native bfloat16 (both forced here, so both
+    paths run on any machine)."""
     run = tmp_path / "run"
-    res = cli(main, "debug=overfit", f"data.dir={burgers_data}", f"run_dir={run}", "logger=csv")
+    over = [f"data.dir={burgers_data}", f"run_dir={run}", "logger=csv", f"trainer.precision={precision}"]
+    res = cli(main, "debug=overfit", *over)
     assert res.returncode == 0, res.stderr[-3000:]
     losses = [float(r["train/loss"]) for r in _metrics(run) if r["train/loss"]]
     assert len(losses) == 40

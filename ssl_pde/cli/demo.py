@@ -241,6 +241,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path, log_file: Path, t0: float) -> di
         "radau_max_rel_l2": agree["reference"]["max_rel_l2"],
         "figure": str(fig),
         "pretrain_seconds": pretrain_seconds,
+        "pretrain_precision": str(pcfg.trainer.precision),  # trainer=cpu: bf16 where the CPU has it natively
         "pretrain_probe_nmse": metrics.get("val/probe_nmse"),
         "eval": {k: doc["result"][k] for k in ("summary", "comparisons", "budget")},
         "seconds": round(time.perf_counter() - t0, 1),
@@ -283,7 +284,8 @@ def _print_summary(cfg: DictConfig, doc: dict, summary: dict, out_dir: Path) -> 
     print(
         f"\nFigures: {summary['figure']}, {out_dir / 'eval'}/*.png; every number: {out_dir / 'eval' / 'results.md'}\n"
         f"Runs: {out_dir / 'pretrain'} (W&B offline: wandb sync {out_dir}/*/wandb/offline-run-*); "
-        f"full log: {out_dir / 'demo.log'}\nDone in {summary['seconds']} s."
+        f"full log: {out_dir / 'demo.log'}\nDone in {summary['seconds']} s (pretraining precision "
+        f"{summary['pretrain_precision']})."
     )
 
 

@@ -146,6 +146,27 @@ def check_run_dir_method(cfg: DictConfig, run_dir: Path) -> None:
         )
 
 
+def keep_run_precision(cfg: DictConfig, run_dir: Path, resuming: bool) -> str | None:
+    """A resumed run keeps the precision it was started with (its ``config.yaml``), unless the command line sets
+    ``trainer.precision``: ``trainer=cpu`` resolves to bf16 or float32 by the machine, and a run started on one
+    machine and resumed on another must not change precision halfway without saying so. Returns the line for
+    the run's log when the two differ, else None."""
+    old = run_dir / "config.yaml"
+    if not resuming or not old.is_file():
+        return None
+    saved = (OmegaConf.load(old).get("trainer") or {}).get("precision")
+    now = cfg.trainer.get("precision")
+    if saved is None or str(saved) == str(now):
+        return None
+    given = HydraConfig.initialized() and any(
+        o.lstrip("+~").startswith("trainer.precision=") for o in HydraConfig.get().overrides.task
+    )
+    if given:
+        return f"resuming a run started with precision {saved} in precision {now} (given on the command line)"
+    cfg.trainer.precision = saved
+    return f"resuming with the run's own precision {saved} (this machine's trainer default: {now})"
+
+
 def _start_run_dir(cfg: DictConfig, run_dir: Path) -> logging.Handler:
     """Create ``run_dir`` with the resolved ``config.yaml`` and the command's overrides; log to ``pretrain.log``.
 
@@ -205,6 +226,7 @@ def pretrain(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dic
     check_output_dir(run_dir, "run_dir")
     ckpt = resolve_ckpt(cfg, run_dir)
     check_run_dir_method(cfg, run_dir)
+    precision_note = keep_run_precision(cfg, run_dir, resuming=ckpt is not None)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
     for key, value in views.check_dataset(datamodule.train_set).items():  # settings read from the data
@@ -214,6 +236,8 @@ def pretrain(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dic
     with torch.random.fork_rng():  # the encoder config refused before anything is written; RNG state untouched
         hydra.utils.instantiate(cfg.encoder)
     handler = _start_run_dir(cfg, run_dir)
+    if precision_note:
+        log.warning(precision_note)
     try:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         encoder = hydra.utils.instantiate(cfg.encoder)

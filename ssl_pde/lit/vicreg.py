@@ -65,7 +65,7 @@ class JointEmbeddingModule(L.LightningModule):
         fixed_views: reuse the same crops and group elements at every step (``debug=overfit`` only).
         channels_last: run the encoder's convolutions in channels-last memory layout (encoder and views) on
             every device: on CUDA the layout of tensor cores, on a CPU 1.2-1.3x the contiguous layout's samples/s
-            for the same arithmetic (``docs/benchmarks/train_cpu.md``).
+            for the same arithmetic (``docs/benchmarks/train_cpu_nobf16.md``, ``train_cpu_amx.md``).
         corrupt: messy observations as an augmentation (levels ``noise``, ``drop_x``, ``drop_t`` of
             :class:`~ssl_pde.augment.corrupt.Corruption`; None or all 0: off). Each view is built from its own
             corrupted copy of the batch (independent noise, sensor layout and missing frames), drawn from the views'
