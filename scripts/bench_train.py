@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         v["flops_per_s"] = v["samples_per_s"] * flops_per_sample
         v["fraction_of_fp32_peak"] = fraction(v["flops_per_s"], peaks.get("float32"))
         v["fraction_of_bf16_peak"] = fraction(v["flops_per_s"], peaks.get("bfloat16"))
-    bf16_default = cuda or str(cfg.trainer.precision).startswith("bf16")  # trainer=cpu: bf16 where it is native
+    bf16_default = cuda or str(cfg.trainer.precision).startswith("bf16")  # the trainer's own precision
     default_variant = "bf16-cl" if bf16_default else "fp32-cl"  # what trainer=gpu / trainer=cpu run
     if default_variant not in variants:
         default_variant = next(iter(variants))

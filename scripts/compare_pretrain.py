@@ -64,7 +64,7 @@ def run(data: Path, experiment: str, seed: int, setting: list[str], extra: list[
         cfg = compose("pretrain", overrides=[*overrides, f"run_dir={run_dir}", "logger=csv"])
     if (run_dir / "encoder.pt").exists():
         saved = OmegaConf.load(run_dir / "config.yaml")
-        keys = [o.split("=", 1)[0].lstrip("+") for o in overrides] + ["trainer.precision"]  # resolved per machine
+        keys = [o.split("=", 1)[0].lstrip("+") for o in overrides] + ["trainer.precision"]  # may resolve per machine
         differ = [k for k in keys if OmegaConf.select(saved, k) != OmegaConf.select(cfg, k)]
         if differ or saved.get("name") != cfg.get("name"):
             raise SystemExit(f"error: {run_dir} was made with other settings ({differ or 'name'}): use another --work")

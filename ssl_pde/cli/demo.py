@@ -241,7 +241,7 @@ def _run_stages(cfg: DictConfig, out_dir: Path, log_file: Path, t0: float) -> di
         "radau_max_rel_l2": agree["reference"]["max_rel_l2"],
         "figure": str(fig),
         "pretrain_seconds": pretrain_seconds,
-        "pretrain_precision": str(pcfg.trainer.precision),  # trainer=cpu: bf16 where the CPU has it natively
+        "pretrain_precision": str(pcfg.trainer.precision),  # float32 unless trainer.precision was given
         "pretrain_probe_nmse": metrics.get("val/probe_nmse"),
         "eval": {k: doc["result"][k] for k in ("summary", "comparisons", "budget")},
         "seconds": round(time.perf_counter() - t0, 1),

@@ -148,9 +148,9 @@ def check_run_dir_method(cfg: DictConfig, run_dir: Path) -> None:
 
 def keep_run_precision(cfg: DictConfig, run_dir: Path, resuming: bool) -> str | None:
     """A resumed run keeps the precision it was started with (its ``config.yaml``), unless the command line sets
-    ``trainer.precision``: ``trainer=cpu`` resolves to bf16 or float32 by the machine, and a run started on one
-    machine and resumed on another must not change precision halfway without saying so. Returns the line for
-    the run's log when the two differ, else None."""
+    ``trainer.precision``: a run started in bf16 (or with ``${cpu_precision:}``, which resolves by the machine)
+    and resumed with the trainer's default must not change precision halfway without saying so. Returns the
+    line for the run's log when the two differ, else None."""
     old = run_dir / "config.yaml"
     if not resuming or not old.is_file():
         return None
@@ -164,7 +164,7 @@ def keep_run_precision(cfg: DictConfig, run_dir: Path, resuming: bool) -> str | 
     if given:
         return f"resuming a run started with precision {saved} in precision {now} (given on the command line)"
     cfg.trainer.precision = saved
-    return f"resuming with the run's own precision {saved} (this machine's trainer default: {now})"
+    return f"resuming with the run's own precision {saved} (the trainer's default here: {now})"
 
 
 def _start_run_dir(cfg: DictConfig, run_dir: Path) -> logging.Handler:
